@@ -1,0 +1,109 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != Default() {
+		t.Fatalf("Load with nothing set = %+v, want Default() %+v", c, Default())
+	}
+}
+
+func TestSampleConfigLoads(t *testing.T) {
+	// The sample config documents every option; it must stay loadable.
+	c, err := Load(filepath.Join("..", "deploy", "roomcast.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broadcast.KeyframeInterval != 2*time.Second {
+		t.Errorf("keyframe_interval = %v, want 2s", c.Broadcast.KeyframeInterval)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	path := writeFile(t, "livekit:\n  url: ws://file:7880\nbroadcast:\n  track_wait: 20s\n  max_active: 3\n")
+	t.Setenv("ROOMCAST_BROADCAST_TRACK_WAIT", "30s")
+	t.Setenv("ROOMCAST_LOG_LEVEL", "debug")
+
+	fs := Flags()
+	if err := fs.Parse([]string{"--broadcast-track-wait=40s", "--livekit-api-key=flagkey"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want any
+	}{
+		{"file over default", c.LiveKit.URL, "ws://file:7880"},
+		{"file only", c.Broadcast.MaxActive, 3},
+		{"env over default", c.Log.Level, "debug"},
+		{"flag over env and file", c.Broadcast.TrackWait, 40 * time.Second},
+		{"flag over default", c.LiveKit.APIKey, "flagkey"},
+		{"untouched default", c.HTTP.Listen, "127.0.0.1:8080"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []string // substrings the error must contain
+	}{
+		{"unknown key", "broadcast:\n  keyframe_intervall: 2s\n", []string{"keyframe_intervall"}},
+		{"bad url scheme", "livekit:\n  url: rtmp://x\n", []string{"livekit.url", "rtmp://x", "ws://"}},
+		{"keyframe too long", "broadcast:\n  keyframe_interval: 20s\n", []string{"broadcast.keyframe_interval", "20s", "10s"}},
+		{"sample rate", "broadcast:\n  audio_sample_rate: 32000\n", []string{"broadcast.audio_sample_rate", "32000", "44100 or 48000"}},
+		{"empty secret", "livekit:\n  api_secret: \"\"\n", []string{"livekit.api_secret", "must not be empty"}},
+		{"bad listen", "http:\n  listen: nocolon\n", []string{"http.listen", "nocolon"}},
+		{"two errors at once", "log:\n  level: loud\n  format: xml\n", []string{"log.level", "loud", "log.format", "xml"}},
+		{"not yaml", "{{{", []string{"config: read"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeFile(t, tc.yaml), nil)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSecretNeverInErrors(t *testing.T) {
+	path := writeFile(t, "livekit:\n  api_secret: hunter2-secret\n  url: ftp://nope\n")
+	_, err := Load(path, nil)
+	if err == nil {
+		t.Fatal("want an error for the URL")
+	}
+	if strings.Contains(err.Error(), "hunter2-secret") {
+		t.Fatalf("error leaks the secret: %v", err)
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "roomcast.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
