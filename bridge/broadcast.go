@@ -1,0 +1,221 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/roomcast/roomcast/config"
+	"github.com/roomcast/roomcast/egress"
+)
+
+// State is where a broadcast is in its life. Final states: stopped, failed.
+type State string
+
+const (
+	StateSignalling   State = "signalling"   // joining the room, waiting for tracks
+	StateConnected    State = "connected"    // subscribed; the first keyframe is not out yet
+	StateBroadcasting State = "broadcasting" // at least one destination receives media
+	StateStopping     State = "stopping"
+	StateStopped      State = "stopped"
+	StateFailed       State = "failed"
+)
+
+// Final reports whether s is an end state.
+func (s State) Final() bool { return s == StateStopped || s == StateFailed }
+
+// Info is a broadcast as the API, the CLI and the room see it.
+type Info struct {
+	ID        string       `json:"id"`
+	Room      string       `json:"room"`
+	Identity  string       `json:"identity"`
+	State     State        `json:"state"`
+	CreatedAt time.Time    `json:"createdAt"`
+	LiveAt    *time.Time   `json:"liveAt,omitempty"`
+	EndedAt   *time.Time   `json:"endedAt,omitempty"`
+	EndReason string       `json:"endReason,omitempty"`
+	Outputs   []OutputInfo `json:"outputs"`
+	Stats     *Stats       `json:"stats,omitempty"`
+	Error     *Error       `json:"error,omitempty"`
+}
+
+// OutputInfo is one destination; URL has its stream key redacted.
+type OutputInfo struct {
+	ID    string `json:"id"`
+	URL   string `json:"url"`
+	State string `json:"state"`
+	Bytes uint64 `json:"bytesSent"`
+	Error string `json:"error,omitempty"`
+}
+
+// Stats are the media counters of a running or ended broadcast.
+type Stats struct {
+	VideoCodec  string `json:"videoCodec,omitempty"`
+	AudioCodec  string `json:"audioCodec,omitempty"`
+	Passthrough bool   `json:"passthrough"`
+	VideoFrames uint64 `json:"videoFrames"`
+	AudioFrames uint64 `json:"audioFrames"`
+	Keyframes   uint64 `json:"keyframes"`
+	Bytes       uint64 `json:"bytes"`
+}
+
+// broadcast is one participant going out to its destinations. Its run
+// goroutine owns the room subscription and the egress stream; everyone
+// else reads a snapshot under mu or waits on changed.
+type broadcast struct {
+	id       string
+	room     string
+	identity string
+	outputs  []egress.Output
+	created  time.Time
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when run returns
+
+	mu      sync.Mutex
+	state   State
+	liveAt  time.Time
+	endedAt time.Time
+	reason  string
+	err     *Error
+	stream  *egress.Stream
+	changed chan struct{} // closed and replaced on every change
+}
+
+// run is the broadcast's owner goroutine.
+func (b *broadcast) run(ctx context.Context, rooms Rooms, cfg config.Broadcast, log *slog.Logger) {
+	defer close(b.done)
+	log = log.With("broadcast", b.id, "room", b.room, "identity", b.identity)
+
+	tracks, leave, err := rooms.Subscribe(ctx, b.room, b.identity, cfg.TrackWait)
+	if err != nil {
+		b.end(ctx, err, log)
+		return
+	}
+	defer leave()
+	b.setState(StateConnected)
+
+	stream, err := egress.New(egress.Options{
+		Outputs:          b.outputs,
+		KeyframeInterval: cfg.KeyframeInterval,
+		AudioSampleRate:  cfg.AudioSampleRate,
+		AudioBitrate:     cfg.AudioBitrate,
+		Logger:           log,
+		OnChange:         b.onStreamChange,
+	}, tracks...)
+	if err != nil {
+		for _, t := range tracks {
+			_ = t.Close()
+		}
+		b.end(ctx, err, log)
+		return
+	}
+	b.mu.Lock()
+	b.stream = stream
+	b.mu.Unlock()
+
+	log.Info("broadcast connected, starting media")
+	b.end(ctx, stream.Run(ctx), log)
+}
+
+// end records how the broadcast ended: a stop request and the participant
+// leaving are normal; anything else is a failure.
+func (b *broadcast) end(ctx context.Context, err error, log *slog.Logger) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.endedAt = time.Now()
+	switch {
+	case err == nil || ctx.Err() != nil:
+		b.state, b.reason = StateStopped, "stopped on request"
+	case errors.Is(err, egress.ErrTracksEnded):
+		b.state, b.reason = StateStopped, "participant's tracks ended"
+	default:
+		b.state, b.err = StateFailed, toError(err)
+		b.reason = b.err.Message
+	}
+	log.Info("broadcast ended", "state", b.state, "reason", b.reason)
+	b.notifyLocked()
+}
+
+func (b *broadcast) setState(s State) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state.Final() {
+		return
+	}
+	b.state = s
+	b.notifyLocked()
+}
+
+// onStreamChange runs on egress goroutines when an output changes state.
+func (b *broadcast) onStreamChange() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == StateConnected && b.stream != nil {
+		for _, o := range b.stream.Stats().Outputs {
+			if o.State == egress.OutputLive {
+				b.state, b.liveAt = StateBroadcasting, time.Now()
+				break
+			}
+		}
+	}
+	b.notifyLocked()
+}
+
+func (b *broadcast) notifyLocked() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// stop asks the owner to end; it does not wait.
+func (b *broadcast) stop() {
+	b.mu.Lock()
+	if !b.state.Final() {
+		b.state = StateStopping
+		b.notifyLocked()
+	}
+	b.mu.Unlock()
+	b.cancel()
+}
+
+// info returns a snapshot and the channel that closes on the next change.
+func (b *broadcast) info() (Info, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	in := Info{
+		ID:        b.id,
+		Room:      b.room,
+		Identity:  b.identity,
+		State:     b.state,
+		CreatedAt: b.created,
+		EndReason: b.reason,
+		Error:     b.err,
+	}
+	if !b.liveAt.IsZero() {
+		in.LiveAt = &b.liveAt
+	}
+	if !b.endedAt.IsZero() {
+		in.EndedAt = &b.endedAt
+	}
+	if b.stream == nil {
+		for _, o := range b.outputs {
+			in.Outputs = append(in.Outputs, OutputInfo{ID: o.ID, URL: o.URL.String(), State: string(egress.OutputConnecting)})
+		}
+		return in, b.changed
+	}
+	st := b.stream.Stats()
+	in.Stats = &Stats{
+		VideoCodec:  st.VideoCodec,
+		AudioCodec:  st.AudioCodec,
+		Passthrough: st.Passthrough,
+		VideoFrames: st.VideoFrames,
+		AudioFrames: st.AudioFrames,
+		Keyframes:   st.Keyframes,
+		Bytes:       st.Bytes,
+	}
+	for _, o := range st.Outputs {
+		in.Outputs = append(in.Outputs, OutputInfo{ID: o.ID, URL: o.URL, State: string(o.State), Bytes: o.Bytes, Error: o.Error})
+	}
+	return in, b.changed
+}

@@ -1,0 +1,108 @@
+// Package bridge is roomcast's room side: the broadcast lifecycle and the
+// operations that the HTTP API, the CLI and (later) the room protocol all
+// use. It reaches rooms through the Rooms interface and media through
+// package egress.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/roomcast/roomcast/egress"
+)
+
+// Error is what roomcast reports to users: a stable numeric code grouped
+// as nanoStream users know them (1xxx invalid input, 3xxx connection, 4xxx
+// auth, 5xxx broadcast/destination, 6xxx media/track, 7xxx server), a
+// stable name, and a message that says what was wrong. Messages never
+// contain stream keys.
+type Error struct {
+	Code    int    `json:"code"`
+	Name    string `json:"name"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (%d): %s", e.Name, e.Code, e.Message) }
+
+// Codes. Add new ones; never renumber.
+const (
+	CodeInvalidRequest    = 1001
+	CodeInvalidURL        = 1002
+	CodeRoomConnect       = 3001
+	CodeRoomNotFound      = 3002
+	CodeDestinationFailed = 5001
+	CodeBroadcastExists   = 5002
+	CodeBroadcastNotFound = 5004
+	CodeTracksNotFound    = 6001
+	CodeUnsupportedCodec  = 6002
+	CodeMediaFailed       = 6003
+	CodeInternal          = 7001
+	CodeCapacity          = 7002
+	CodeShuttingDown      = 7003
+)
+
+var codeNames = map[int]string{
+	CodeInvalidRequest:    "invalid_request",
+	CodeInvalidURL:        "invalid_url",
+	CodeRoomConnect:       "room_connect_failed",
+	CodeRoomNotFound:      "room_not_found",
+	CodeDestinationFailed: "destination_failed",
+	CodeBroadcastExists:   "broadcast_exists",
+	CodeBroadcastNotFound: "broadcast_not_found",
+	CodeTracksNotFound:    "tracks_not_found",
+	CodeUnsupportedCodec:  "unsupported_codec",
+	CodeMediaFailed:       "media_failed",
+	CodeInternal:          "internal_error",
+	CodeCapacity:          "capacity_exceeded",
+	CodeShuttingDown:      "shutting_down",
+}
+
+func newError(code int, format string, args ...any) *Error {
+	return &Error{Code: code, Name: codeNames[code], Message: fmt.Sprintf(format, args...)}
+}
+
+// HTTPStatus is the status the HTTP API answers an Error with.
+func (e *Error) HTTPStatus() int {
+	switch {
+	case e.Code == CodeBroadcastNotFound || e.Code == CodeRoomNotFound:
+		return http.StatusNotFound
+	case e.Code == CodeBroadcastExists:
+		return http.StatusConflict
+	case e.Code < 2000:
+		return http.StatusBadRequest
+	case e.Code >= 4000 && e.Code < 5000:
+		return http.StatusForbidden
+	case e.Code == CodeRoomConnect || e.Code == CodeDestinationFailed:
+		return http.StatusBadGateway
+	case e.Code >= 6000 && e.Code < 7000:
+		return http.StatusUnprocessableEntity
+	case e.Code == CodeCapacity || e.Code == CodeShuttingDown:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// toError classifies an error from the room or media side.
+func toError(err error) *Error {
+	var e *Error
+	var oe *egress.OutputError
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, ErrRoomNotFound):
+		return newError(CodeRoomNotFound, "%v", err)
+	case errors.Is(err, ErrTracksNotFound):
+		return newError(CodeTracksNotFound, "%v", err)
+	case errors.Is(err, ErrRoomConnect):
+		return newError(CodeRoomConnect, "%v", err)
+	case errors.Is(err, egress.ErrUnsupportedCodec):
+		return newError(CodeUnsupportedCodec, "%v", err)
+	case errors.As(err, &oe):
+		return newError(CodeDestinationFailed, "%v", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return newError(CodeInternal, "timed out: %v", err)
+	}
+	return newError(CodeMediaFailed, "%v", err)
+}
