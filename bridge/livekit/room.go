@@ -11,10 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/livekit/protocol/auth"
 	lkproto "github.com/livekit/protocol/livekit"
-	"github.com/livekit/protocol/logger"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/livekit/server-sdk-go/v2/pkg/synchronizer"
 	"github.com/pion/webrtc/v4"
@@ -22,6 +20,7 @@ import (
 	"github.com/roomcast/roomcast/bridge"
 	"github.com/roomcast/roomcast/config"
 	"github.com/roomcast/roomcast/egress"
+	"github.com/roomcast/roomcast/internal/lklog"
 )
 
 // Identity roomcast uses in every room. Hidden participants do not show in
@@ -36,10 +35,14 @@ type Client struct {
 }
 
 // NewClient returns a Client for the configured server. It also routes the
-// SDK's logs through log (the SDK is verbose: only its errors pass unless
-// log is at debug level).
+// SDK's logs through log: warnings and errors, or everything when log is
+// at debug level.
 func NewClient(cfg config.LiveKit, log *slog.Logger) *Client {
-	lksdk.SetLogger(logger.LogRLogger(logr.FromSlogHandler(log.With("component", "livekit-sdk").Handler())))
+	min := slog.LevelWarn
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		min = slog.LevelDebug
+	}
+	lklog.Install(log.With("component", "livekit-sdk"), min)
 	return &Client{
 		cfg:   cfg,
 		rooms: lksdk.NewRoomServiceClient(cfg.URL, cfg.APIKey, cfg.APISecret),

@@ -1,0 +1,392 @@
+// Package testpattern publishes a live test pattern into a LiveKit room as
+// a real participant would: H.264 camera video from x264enc and Opus
+// microphone audio, written through server-sdk-go. One Source (the encoder)
+// can feed many Publishers (room connections), so a benchmark can load N
+// rooms for the price of one encoder.
+//
+// Like a WebRTC encoder, the Source sends a keyframe only for the first frame
+// and when asked (a PLI or FIR from any room, or a new Publisher), never on a
+// timer, so tests see exactly what a browser publisher would give the bridge.
+package testpattern
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-gst/go-gst/gst"
+	"github.com/go-gst/go-gst/gst/app"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/roomcast/roomcast/internal/avc"
+)
+
+// SourceOptions configure the encoder. Zero fields take the defaults.
+type SourceOptions struct {
+	Width, Height int // default 1280x720
+	FPS           int // default 30
+	BitrateKbps   int // video bitrate, default 2500
+	// MaxFrames bounds the frame log; past it the oldest half is dropped.
+	// Default 108000 (an hour at 30 fps).
+	MaxFrames int
+	Logger    *slog.Logger // default slog.Default()
+}
+
+func (o SourceOptions) withDefaults() SourceOptions {
+	if o.Width == 0 {
+		o.Width = 1280
+	}
+	if o.Height == 0 {
+		o.Height = 720
+	}
+	if o.FPS == 0 {
+		o.FPS = 30
+	}
+	if o.BitrateKbps == 0 {
+		o.BitrateKbps = 2500
+	}
+	if o.MaxFrames == 0 {
+		o.MaxFrames = 108000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+const (
+	// keyIntMax is x264enc's GOP limit: an hour at 30 fps, so that in any
+	// test the only keyframes are the first one and those asked for.
+	keyIntMax = 108000
+	// keyframeRetry: a keyframe request that produced no keyframe within
+	// this time is sent again; repeats within it are coalesced into one.
+	keyframeRetry = 500 * time.Millisecond
+	// opusFrame is opusenc's default frame size.
+	opusFrame = 20 * time.Millisecond
+)
+
+// pipelineDesc reads the way the data flows. format=I420 matters: without
+// it x264enc negotiates Y444 (High 4:4:4), which browsers reject.
+// scenecut=0 keeps x264 from inserting keyframes of its own accord; aud=false
+// drops the access unit delimiters WebRTC has no use for.
+func pipelineDesc(o SourceOptions) string {
+	return fmt.Sprintf(
+		"videotestsrc is-live=true pattern=ball"+
+			" ! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1"+
+			" ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast bitrate=%d key-int-max=%d aud=false option-string=scenecut=0"+
+			" ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"+
+			" ! appsink name=video sync=false max-buffers=30"+
+			" audiotestsrc is-live=true wave=sine freq=440"+
+			" ! audio/x-raw,rate=48000,channels=2"+
+			" ! opusenc bitrate=64000"+
+			" ! appsink name=audio sync=false max-buffers=50",
+		o.Width, o.Height, o.FPS, o.BitrateKbps, keyIntMax)
+}
+
+var gstInitOnce sync.Once
+
+func initGStreamer() { gstInitOnce.Do(func() { gst.Init(nil) }) }
+
+// Source runs the encoding pipeline and fans every encoded frame out to the
+// Publishers attached to it.
+type Source struct {
+	opts     SourceOptions
+	log      *slog.Logger
+	pipeline *gst.Pipeline
+	encoder  *gst.Element
+	video    *app.Sink
+	audio    *app.Sink
+
+	mu         sync.Mutex
+	publishers []*Publisher // replaced, never modified in place
+	frames     frameLog
+	kfPending  bool
+	kfSentAt   time.Time
+
+	videoFrames atomic.Int64
+	audioFrames atomic.Int64
+	kfRequests  atomic.Int64
+
+	startOnce sync.Once
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
+	stopBus   chan struct{}
+	done      chan struct{}
+	err       error // set before done is closed
+}
+
+// NewSource builds the pipeline; Start runs it.
+func NewSource(opts SourceOptions) (*Source, error) {
+	initGStreamer()
+	opts = opts.withDefaults()
+	pipeline, err := gst.NewPipelineFromString(pipelineDesc(opts))
+	if err != nil {
+		return nil, fmt.Errorf("testpattern: build pipeline: %w", err)
+	}
+	s := &Source{
+		opts:     opts,
+		log:      opts.Logger,
+		pipeline: pipeline,
+		frames:   frameLog{max: opts.MaxFrames},
+		stopBus:  make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if s.encoder, err = pipeline.GetElementByName("encoder"); err != nil {
+		return nil, fmt.Errorf("testpattern: %w", err)
+	}
+	video, err := pipeline.GetElementByName("video")
+	if err != nil {
+		return nil, fmt.Errorf("testpattern: %w", err)
+	}
+	audio, err := pipeline.GetElementByName("audio")
+	if err != nil {
+		return nil, fmt.Errorf("testpattern: %w", err)
+	}
+	s.video = app.SinkFromElement(video)
+	s.audio = app.SinkFromElement(audio)
+	return s, nil
+}
+
+// Start sets the pipeline playing. The source runs until Close is called,
+// ctx is done or the pipeline fails; Done and Err tell which.
+func (s *Source) Start(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return errors.New("testpattern: source is closed")
+	default:
+	}
+	err := errors.New("testpattern: source already started")
+	s.startOnce.Do(func() {
+		err = nil
+		if e := s.pipeline.SetState(gst.StatePlaying); e != nil {
+			err = fmt.Errorf("testpattern: start pipeline: %w", e)
+			s.stop(err)
+			return
+		}
+		s.wg.Add(3)
+		go s.videoLoop()
+		go s.audioLoop()
+		go s.busLoop()
+		context.AfterFunc(ctx, func() { s.stop(ctx.Err()) })
+		s.log.Debug("test pattern started", "width", s.opts.Width, "height", s.opts.Height, "fps", s.opts.FPS, "kbps", s.opts.BitrateKbps)
+	})
+	return err
+}
+
+// Close stops the pipeline and waits for its goroutines. It does not close
+// the Publishers; it is safe to call more than once.
+func (s *Source) Close() error {
+	s.stop(nil)
+	return nil
+}
+
+// Done is closed once the source has stopped.
+func (s *Source) Done() <-chan struct{} { return s.done }
+
+// Err returns why the source stopped: nil after Close, the context's error,
+// or the pipeline's error. It returns nil while the source runs.
+func (s *Source) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// stop may run on any goroutine except the source's own loops, which it
+// waits for; the bus loop reports errors through a separate goroutine.
+func (s *Source) stop(err error) {
+	s.stopOnce.Do(func() {
+		close(s.stopBus)
+		// Going to NULL unblocks PullSample in both sample loops.
+		if e := s.pipeline.SetState(gst.StateNull); e != nil {
+			s.log.Warn("test pattern: stop pipeline", "error", e)
+		}
+		s.wg.Wait()
+		s.err = err
+		close(s.done)
+	})
+}
+
+func (s *Source) videoLoop() {
+	defer s.wg.Done()
+	fallback := time.Second / time.Duration(s.opts.FPS)
+	for {
+		data, dur, ok := pullSample(s.video, fallback)
+		if !ok {
+			return
+		}
+		nalus := avc.SplitAnnexB(data)
+		key := avc.IsKeyframe(nalus)
+		if key {
+			s.mu.Lock()
+			s.kfPending = false
+			s.mu.Unlock()
+		}
+		pubs := s.attached()
+		if len(pubs) == 0 {
+			continue
+		}
+		// Record before writing so that a fast receiver always finds it.
+		hash := avc.VCLHash(nalus)
+		s.mu.Lock()
+		s.frames.add(SentFrame{Hash: hash, SentAt: time.Now(), Keyframe: key, Size: len(data)})
+		s.mu.Unlock()
+		sample := media.Sample{Data: data, Duration: dur}
+		for _, p := range pubs {
+			p.writeVideo(sample)
+		}
+		s.videoFrames.Add(1)
+	}
+}
+
+func (s *Source) audioLoop() {
+	defer s.wg.Done()
+	for {
+		data, dur, ok := pullSample(s.audio, opusFrame)
+		if !ok {
+			return
+		}
+		pubs := s.attached()
+		if len(pubs) == 0 {
+			continue
+		}
+		sample := media.Sample{Data: data, Duration: dur}
+		for _, p := range pubs {
+			p.writeAudio(sample)
+		}
+		s.audioFrames.Add(1)
+	}
+}
+
+// pullSample blocks for the next encoded buffer and copies it out. The
+// sample and buffer are released at once: go-gst would otherwise free them
+// only when the garbage collector runs its finalizers.
+func pullSample(sink *app.Sink, fallback time.Duration) ([]byte, time.Duration, bool) {
+	sample := sink.PullSample()
+	if sample == nil {
+		return nil, 0, false // EOS or the pipeline is stopping
+	}
+	runtime.SetFinalizer(sample, nil)
+	defer sample.Unref()
+	buf := sample.GetBuffer()
+	if buf == nil {
+		return nil, fallback, true
+	}
+	runtime.SetFinalizer(buf, nil)
+	defer buf.Unref()
+	dur := fallback
+	if d := buf.Duration().AsDuration(); d != nil && *d > 0 {
+		dur = *d
+	}
+	return buf.Bytes(), dur, true
+}
+
+func (s *Source) busLoop() {
+	defer s.wg.Done()
+	bus := s.pipeline.GetPipelineBus()
+	for {
+		select {
+		case <-s.stopBus:
+			return
+		default:
+		}
+		msg := bus.TimedPop(gst.ClockTime(100 * time.Millisecond))
+		if msg == nil {
+			continue
+		}
+		switch msg.Type() {
+		case gst.MessageError:
+			gerr := msg.ParseError()
+			err := fmt.Errorf("testpattern: pipeline error from %s: %s (%s)", msg.Source(), gerr.Error(), gerr.DebugString())
+			s.log.Error("test pattern failed", "error", err)
+			go s.stop(err) // stop waits for this loop
+			return
+		case gst.MessageEOS:
+			go s.stop(errors.New("testpattern: pipeline reached end of stream"))
+			return
+		}
+	}
+}
+
+// RequestKeyframe asks the encoder for a keyframe (IDR with SPS/PPS) as soon
+// as possible. Requests while one is outstanding are coalesced, as browser
+// encoders do, so a burst of PLIs from many rooms yields one keyframe.
+func (s *Source) RequestKeyframe() {
+	s.kfRequests.Add(1)
+	s.mu.Lock()
+	if s.kfPending && time.Since(s.kfSentAt) < keyframeRetry {
+		s.mu.Unlock()
+		return
+	}
+	s.kfPending = true
+	s.kfSentAt = time.Now()
+	s.mu.Unlock()
+
+	// The upstream GstForceKeyUnit event that
+	// gst_video_event_new_upstream_force_key_unit builds: running-time NONE
+	// means "the next frame"; all-headers repeats SPS/PPS with it.
+	st := gst.NewStructureFromString("GstForceKeyUnit, running-time=(guint64)18446744073709551615, all-headers=(boolean)true, count=(uint)0")
+	ev := gst.NewCustomEvent(gst.EventTypeCustomUpstream, st)
+	if !s.encoder.SendEvent(ev) {
+		s.log.Debug("test pattern: encoder refused force-key-unit event")
+	}
+	runtime.SetFinalizer(ev, nil)
+	ev.Unref()
+}
+
+// KeyframeRequests counts RequestKeyframe calls, coalesced or not.
+func (s *Source) KeyframeRequests() int64 { return s.kfRequests.Load() }
+
+// VideoFrames counts video access units written to at least one Publisher.
+func (s *Source) VideoFrames() int64 { return s.videoFrames.Load() }
+
+// AudioFrames counts Opus frames written to at least one Publisher.
+func (s *Source) AudioFrames() int64 { return s.audioFrames.Load() }
+
+// Frames returns a copy of the log of video access units written to at
+// least one Publisher, oldest first.
+func (s *Source) Frames() []SentFrame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.frames.copy()
+}
+
+// FrameSentAt returns when the access unit with the given avc.VCLHash was
+// first written, so a receiver can measure latency and prove the frame
+// passed through unchanged.
+func (s *Source) FrameSentAt(hash [32]byte) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.frames.sentAt(hash)
+}
+
+func (s *Source) attached() []*Publisher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.publishers
+}
+
+func (s *Source) attach(p *Publisher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publishers = append(s.publishers[:len(s.publishers):len(s.publishers)], p)
+}
+
+func (s *Source) detach(p *Publisher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pubs := make([]*Publisher, 0, len(s.publishers))
+	for _, q := range s.publishers {
+		if q != p {
+			pubs = append(pubs, q)
+		}
+	}
+	s.publishers = pubs
+}
