@@ -142,6 +142,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 			return invalid("field %q must be %s, not %s", typ.Field, typ.Type, typ.Value)
 		case errors.Is(err, io.EOF):
 			return invalid("body is empty; send a JSON object")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return invalid("body is not valid JSON: it ends before the object does")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			return invalid("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		}
