@@ -14,9 +14,9 @@ const (
 )
 
 const (
-	flvHeaderLen    = 9
-	tagHeaderLen    = 11
-	prevTagSizeLen  = 4
+	flvHeaderLen   = 9
+	tagHeaderLen   = 11
+	prevTagSizeLen = 4
 )
 
 // Tag is one FLV tag: the unit flvmux produces and rtmp2sink consumes.

@@ -95,8 +95,8 @@ func newOutput(o Output, onChange func()) (*output, error) {
 		Output:   o,
 		onChange: onChange,
 		pipe:     pipe,
-		src:    app.SrcFromElement(src),
-		stats:  OutputStats{ID: o.ID, URL: o.URL.String(), State: OutputConnecting},
+		src:      app.SrcFromElement(src),
+		stats:    OutputStats{ID: o.ID, URL: o.URL.String(), State: OutputConnecting},
 	}, nil
 }
 
