@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/roomcast/roomcast/internal/rtmptest"
 )
 
 func TestNewRejects(t *testing.T) {
@@ -83,4 +85,105 @@ func mustURL(t *testing.T, s string) URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestStreamToRTMP: the media side alone, behind its seam: RTP from real
+// encoders in, and the RTMP session a player needs out, in order: one
+// onMetaData, both sequence headers, then media starting on a keyframe;
+// keyframes requested on the interval; a clean end on stop.
+func TestStreamToRTMP(t *testing.T) {
+	recv, err := rtmptest.NewReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	start := time.Now()
+	video, err := h264Track(start, 320, 240, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, err := opusTrack(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := make(chan struct{}, 1)
+	s, err := New(Options{
+		Outputs:          []Output{{ID: "r", URL: mustURL(t, recv.URL("live", "k"))}},
+		KeyframeInterval: time.Second,
+		OnChange: func() {
+			select {
+			case changes <- struct{}{}:
+			default: // one pending notice is enough; never block the stream
+			}
+		},
+	}, video, audio)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+
+	sess, err := recv.WaitSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three seconds of video by the stream's clock.
+	if _, err := sess.Wait(ctx, func(sn *rtmptest.Snapshot) bool {
+		v := sn.Video()
+		return len(v) > 2 && v[len(v)-1].Timestamp >= 3000
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changes: // the output went live
+	case <-ctx.Done():
+		t.Fatal("OnChange was not called when the output went live")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil after a stop", err)
+	}
+	snap, err := sess.WaitEnd(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.End != rtmptest.Clean {
+		t.Errorf("session ended %v, want clean", snap.End)
+	}
+
+	var kinds []string
+	for _, m := range snap.Messages {
+		switch {
+		case m.Kind == rtmptest.KindData:
+			kinds = append(kinds, m.Name)
+		case m.Kind == rtmptest.KindVideo && m.Payload[1] == 0:
+			kinds = append(kinds, "avc-header")
+		case m.Kind == rtmptest.KindAudio && m.Payload[1] == 0:
+			kinds = append(kinds, "aac-header")
+		case m.Kind == rtmptest.KindVideo && m.Payload[1] == 1 && m.Payload[0]>>4 == 1:
+			kinds = append(kinds, "keyframe")
+		case m.Kind == rtmptest.KindVideo || m.Kind == rtmptest.KindAudio:
+			kinds = append(kinds, "frame")
+		}
+	}
+	if len(kinds) < 4 || kinds[0] != "onMetaData" || kinds[1] != "avc-header" || kinds[2] != "aac-header" || kinds[3] != "keyframe" {
+		t.Errorf("session starts %v, want onMetaData, avc-header, aac-header, keyframe", kinds[:min(len(kinds), 6)])
+	}
+	if n := len(snap.DataNamed("onMetaData")); n != 1 {
+		t.Errorf("%d onMetaData messages, want 1 (TAG events must not re-send it)", n)
+	}
+	if n := video.keyframeRequests(); n < 3 {
+		t.Errorf("%d keyframe requests in over 3 s at a 1 s interval, want at least 3", n)
+	}
+	st := s.Stats()
+	if st.Keyframes < 3 || st.VideoFrames < 80 || st.AudioFrames < 100 || st.Outputs[0].State != OutputEnded {
+		t.Errorf("stats = %+v", st)
+	}
+	if n := LivePipelines(); n != 0 {
+		t.Errorf("%d pipelines left after Run", n)
+	}
 }

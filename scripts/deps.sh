@@ -32,7 +32,7 @@ stamp="$BIN/livekit-server.version"
 if [ ! -x "$BIN/livekit-server" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$LIVEKIT_VERSION" ]; then
   echo "deps: building livekit-server $LIVEKIT_VERSION from the Go module proxy (about 3 minutes)"
   tmp=$(mktemp -d)
-  GOBIN="$tmp" GOFLAGS=-mod=mod go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION"
+  GOBIN="$tmp" go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION"
   mkdir -p "$BIN"
   mv "$tmp/server" "$BIN/livekit-server"
   rmdir "$tmp"

@@ -2,7 +2,6 @@ package nginxrtmp
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -13,12 +12,6 @@ import (
 
 func startServer(t *testing.T, ctx context.Context) *Server {
 	t.Helper()
-	if _, err := nginxPath(); err != nil {
-		t.Skip(err)
-	}
-	if _, err := os.Stat(ModulePath); err != nil {
-		t.Skipf("libnginx-mod-rtmp not installed: %v", err)
-	}
 	s, err := Start(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -32,9 +25,6 @@ func startServer(t *testing.T, ctx context.Context) *Server {
 }
 
 func TestRecordsPublishedStream(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skipf("ffmpeg not installed: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	s := startServer(t, ctx)

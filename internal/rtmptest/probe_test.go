@@ -10,9 +10,6 @@ import (
 )
 
 func TestProbe(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skipf("ffmpeg not installed: %v", err)
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	path := filepath.Join(t.TempDir(), "test.flv")

@@ -23,9 +23,6 @@ type client struct {
 // test returns.
 func startPublisher(t *testing.T, ctx context.Context, argv ...string) *client {
 	t.Helper()
-	if _, err := exec.LookPath(argv[0]); err != nil {
-		t.Skipf("%s not installed: %v", argv[0], err)
-	}
 	p := &client{cmd: exec.CommandContext(ctx, argv[0], argv[1:]...), done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
