@@ -55,7 +55,7 @@ type Stream struct {
 	opts         Options
 	video, audio Track
 	log          *slog.Logger
-	outputs      []*output
+	outputs      []*output // appended by Run under mu, then fixed
 
 	lastRequest time.Time // last keyframe request; owned by Run
 
@@ -155,7 +155,7 @@ func (s *Stream) description() string {
 // (ErrTracksEnded), the pipeline fails, or every output has failed (an
 // error wrapping each *OutputError). It releases every element and
 // goroutine it started before it returns.
-func (s *Stream) Run(ctx context.Context) (err error) {
+func (s *Stream) Run(ctx context.Context) error {
 	defer s.closeTracks()
 
 	main, err := newPipeline(s.description())
@@ -170,7 +170,9 @@ func (s *Stream) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("egress: %w", err)
 		}
 		defer releasePipeline(out.pipe)
+		s.mu.Lock() // Stats reads the list from other goroutines
 		s.outputs = append(s.outputs, out)
+		s.mu.Unlock()
 	}
 
 	sink, err := main.GetElementByName(tagSinkName)
@@ -470,9 +472,10 @@ func (s *Stream) count(t Tag) {
 func (s *Stream) Stats() Stats {
 	s.mu.Lock()
 	st := s.stats
+	outputs := s.outputs
 	s.mu.Unlock()
-	st.Outputs = make([]OutputStats, 0, len(s.opts.Outputs))
-	for _, o := range s.outputs {
+	st.Outputs = make([]OutputStats, 0, len(outputs))
+	for _, o := range outputs {
 		st.Outputs = append(st.Outputs, o.snapshot())
 	}
 	return st
