@@ -33,7 +33,8 @@ func main() {
 	identity := flag.String("identity", "presenter", "identity of the test-pattern participant")
 	flag.Parse()
 
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The publisher is scenery here: only its errors are worth a line.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *roomcastBin, *room, *identity, log); err != nil {
