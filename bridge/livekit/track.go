@@ -11,24 +11,39 @@ import (
 	"github.com/livekit/server-sdk-go/v2/pkg/synchronizer"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/roomcast/roomcast/egress"
 )
 
-// track is an egress.Track over a subscribed LiveKit track. Presentation
-// times come from the room's synchronizer, which puts every track of the
-// participant on one clock using RTCP sender reports, the way LiveKit's own
-// egress does.
+// track is an egress.Track over a subscribed LiveKit track. Packets pass a
+// jitter buffer, which puts them back in sequence order and releases only
+// whole frames (a depayloader given a reordered or partial H.264 frame
+// passes corruption through). Presentation times come from the room's
+// synchronizer, which puts every track of the participant on one clock
+// using RTCP sender reports, the way LiveKit's own egress does.
 type track struct {
 	remote *webrtc.TrackRemote
 	rp     *lksdk.RemoteParticipant
 	sync   *synchronizer.TrackSynchronizer
+	jitter *jitter.Buffer
 
-	started   bool // owned by the reader
+	mu    sync.Mutex
+	ready []jitter.ExtPacket // released by the jitter buffer, in order
+
+	// Owned by the reader.
+	out     []jitter.ExtPacket
+	started bool
+
 	closeOnce sync.Once
 	closed    chan struct{}
 }
+
+// jitterLatency is how long a frame waits for a missing packet (a NACKed
+// retransmission takes about one round trip to the SFU) before it is
+// dropped. Frames that arrive whole and in order do not wait.
+const jitterLatency = 200 * time.Millisecond
 
 func newTrack(remote *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant, s *synchronizer.Synchronizer) *track {
 	t := &track{
@@ -37,6 +52,14 @@ func newTrack(remote *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp 
 		sync:   s.AddTrack(remote, rp.Identity()),
 		closed: make(chan struct{}),
 	}
+	var depacketizer rtp.Depacketizer = &codecs.OpusPacket{}
+	if remote.Kind() == webrtc.RTPCodecTypeVideo {
+		depacketizer = &codecs.H264Packet{}
+	}
+	t.jitter = jitter.NewBuffer(depacketizer, jitterLatency, t.release,
+		// A dropped frame breaks every frame that references it until the
+		// next keyframe: ask for one at once.
+		jitter.WithPacketLossHandler(func(_, _ uint64) { t.RequestKeyframe() }))
 	// Sender reports drive lip sync; the SDK's RTCP reader hands them here.
 	pub.OnRTCP(func(p rtcp.Packet) {
 		if _, ok := p.(*rtcp.SenderReport); ok {
@@ -60,8 +83,35 @@ func (t *track) Codec() egress.Codec {
 	}
 }
 
+// release runs when the jitter buffer lets a frame go, on the reader's
+// goroutine inside Push or on the buffer's timer goroutine.
+func (t *track) release(pkts []jitter.ExtPacket) {
+	t.mu.Lock()
+	t.ready = append(t.ready, pkts...)
+	t.mu.Unlock()
+}
+
 func (t *track) ReadRTP() (*rtp.Packet, time.Duration, error) {
 	for {
+		if len(t.out) == 0 {
+			t.mu.Lock()
+			t.out, t.ready = t.ready, t.out[:0]
+			t.mu.Unlock()
+		}
+		for len(t.out) > 0 {
+			p := t.out[0]
+			t.out = t.out[1:]
+			if !t.started {
+				t.started = true
+				t.sync.Initialize(p.Packet)
+			}
+			pts, err := t.sync.GetPTS(p)
+			if err != nil {
+				continue // too old or out of range for the synchronizer: drop it
+			}
+			return p.Packet, pts, nil
+		}
+
 		pkt, _, err := t.remote.ReadRTP()
 		if err != nil {
 			select {
@@ -74,15 +124,7 @@ func (t *track) ReadRTP() (*rtp.Packet, time.Duration, error) {
 			}
 			return nil, 0, err
 		}
-		if !t.started {
-			t.started = true
-			t.sync.Initialize(pkt)
-		}
-		pts, err := t.sync.GetPTS(jitter.ExtPacket{Packet: pkt, ReceivedAt: time.Now()})
-		if err != nil {
-			continue // too old or out of range for the synchronizer: drop it
-		}
-		return pkt, pts, nil
+		t.jitter.PushAt(pkt, time.Now())
 	}
 }
 
@@ -97,6 +139,7 @@ func (t *track) Close() error {
 	t.closeOnce.Do(func() {
 		close(t.closed)
 		_ = t.remote.SetReadDeadline(time.Now())
+		t.jitter.Close()
 		t.sync.Close()
 	})
 	return nil
