@@ -43,15 +43,7 @@ func TestRefusedDestination(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close() // now nothing listens there
 
-	start := time.Now()
-	video, err := h264Track(start, 320, 240, 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	audio, err := opusTrack(start)
-	if err != nil {
-		t.Fatal(err)
-	}
+	video, audio := testTracks(t)
 	s, err := New(Options{Outputs: []Output{{ID: "yt", URL: mustURL(t, "rtmp://"+addr+"/live/topsecretkey")}}}, video, audio)
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +70,21 @@ func TestRefusedDestination(t *testing.T) {
 	}
 }
 
+// testTracks starts a 320x240 H.264 and an Opus track on one clock.
+func testTracks(t *testing.T) (video, audio *gstTrack) {
+	t.Helper()
+	start := time.Now()
+	video, err := h264Track(start, 320, 240, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, err = opusTrack(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return video, audio
+}
+
 func mustURL(t *testing.T, s string) URL {
 	t.Helper()
 	u, err := ParseURL(s)
@@ -97,15 +104,7 @@ func TestStreamToRTMP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer recv.Close()
-	start := time.Now()
-	video, err := h264Track(start, 320, 240, 30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	audio, err := opusTrack(start)
-	if err != nil {
-		t.Fatal(err)
-	}
+	video, audio := testTracks(t)
 	changes := make(chan struct{}, 1)
 	s, err := New(Options{
 		Outputs:          []Output{{ID: "r", URL: mustURL(t, recv.URL("live", "k"))}},
