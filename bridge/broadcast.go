@@ -179,6 +179,13 @@ func (b *broadcast) stop() {
 	b.cancel()
 }
 
+// currentState is the state alone, without gathering stats.
+func (b *broadcast) currentState() State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state
+}
+
 // info returns a snapshot and the channel that closes on the next change.
 func (b *broadcast) info() (Info, <-chan struct{}) {
 	b.mu.Lock()

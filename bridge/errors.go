@@ -5,7 +5,6 @@
 package bridge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,8 +100,6 @@ func toError(err error) *Error {
 		return newError(CodeUnsupportedCodec, "%v", err)
 	case errors.As(err, &oe):
 		return newError(CodeDestinationFailed, "%v", err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return newError(CodeInternal, "timed out: %v", err)
 	}
 	return newError(CodeMediaFailed, "%v", err)
 }

@@ -81,8 +81,7 @@ func (m *Manager) Start(req StartRequest) (Info, error) {
 	}
 	active := 0
 	for _, o := range m.broadcasts {
-		st, _ := o.info()
-		if st.State.Final() {
+		if o.currentState().Final() {
 			continue
 		}
 		active++
@@ -139,7 +138,7 @@ func (m *Manager) pruneLocked() {
 	ended := 0
 	for i := len(m.order) - 1; i >= 0; i-- {
 		b := m.broadcasts[m.order[i]]
-		if in, _ := b.info(); !in.State.Final() {
+		if !b.currentState().Final() {
 			continue
 		}
 		if ended++; ended > keepEnded {
@@ -223,9 +222,11 @@ func (m *Manager) Stop(ctx context.Context, id string) (Info, error) {
 
 // Active returns how many broadcasts have not ended.
 func (m *Manager) Active() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	n := 0
-	for _, in := range m.List() {
-		if !in.State.Final() {
+	for _, b := range m.broadcasts {
+		if !b.currentState().Final() {
 			n++
 		}
 	}

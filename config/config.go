@@ -124,7 +124,7 @@ func Load(path string, fs *pflag.FlagSet) (Config, error) {
 			if f.Name == "config" || !f.Changed {
 				return
 			}
-			if err := v.BindPFlag(flagKey(v, f.Name), f); err != nil {
+			if err := v.BindPFlag(flagKey(f.Name), f); err != nil {
 				bindErr = errors.Join(bindErr, err)
 			}
 		})
@@ -159,17 +159,11 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("log.format", d.Log.Format)
 }
 
-// flagKey maps a flag name such as "livekit-api-key" to the registered key
+// flagKey maps a flag name such as "livekit-api-key" to its key
 // "livekit.api_key": the first dash separates the section.
-func flagKey(v *viper.Viper, name string) string {
+func flagKey(name string) string {
 	section, rest, _ := strings.Cut(name, "-")
-	key := section + "." + strings.ReplaceAll(rest, "-", "_")
-	for _, k := range v.AllKeys() {
-		if k == key {
-			return key
-		}
-	}
-	return name
+	return section + "." + strings.ReplaceAll(rest, "-", "_")
 }
 
 // FieldError says which key holds a bad value and what is allowed.

@@ -60,6 +60,7 @@ type output struct {
 	pipe *gst.Pipeline
 	src  *app.Source
 
+	hasVideo bool // media waits for a keyframe
 	onChange func()
 
 	// Owned by the tag pump.
@@ -72,7 +73,7 @@ type output struct {
 	err   *OutputError // why it failed, if it did
 }
 
-func newOutput(o Output, onChange func()) (*output, error) {
+func newOutput(o Output, hasVideo bool, onChange func()) (*output, error) {
 	pipe, err := newPipeline(outputDescription)
 	if err != nil {
 		return nil, fmt.Errorf("output %s: %w", o.ID, err)
@@ -93,6 +94,7 @@ func newOutput(o Output, onChange func()) (*output, error) {
 	}
 	return &output{
 		Output:   o,
+		hasVideo: hasVideo,
 		onChange: onChange,
 		pipe:     pipe,
 		src:      app.SrcFromElement(src),
@@ -102,13 +104,13 @@ func newOutput(o Output, onChange func()) (*output, error) {
 
 // write sends t, first replaying the cached headers if this output has not
 // started yet, and holding back media until a keyframe when there is video.
-func (o *output) write(t Tag, headers []Tag, hasVideo bool) {
+func (o *output) write(t Tag, headers []Tag) {
 	if o.state() == OutputFailed {
 		return
 	}
 	if !o.started {
 		o.started = true
-		o.waitKeyframe = hasVideo
+		o.waitKeyframe = o.hasVideo
 		for _, h := range headers {
 			o.send(h)
 		}
@@ -127,7 +129,7 @@ func (o *output) write(t Tag, headers []Tag, hasVideo bool) {
 		o.waitKeyframe = false
 	}
 	if o.src.GetCurrentLevelBytes() > maxQueuedBytes {
-		o.waitKeyframe = hasVideo
+		o.waitKeyframe = o.hasVideo
 		o.mu.Lock()
 		o.stats.Dropped++
 		o.mu.Unlock()

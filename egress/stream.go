@@ -44,7 +44,6 @@ type Stats struct {
 	AudioFrames            uint64
 	Keyframes              uint64
 	Bytes                  uint64 // FLV bytes out of the muxer
-	FirstKeyframe          time.Time
 	LastKeyframe           time.Time
 	Outputs                []OutputStats
 }
@@ -168,7 +167,7 @@ func (s *Stream) Run(ctx context.Context) error {
 	defer releasePipeline(main)
 
 	for _, o := range s.opts.Outputs {
-		out, err := newOutput(o, s.opts.OnChange)
+		out, err := newOutput(o, s.video != nil, s.opts.OnChange)
 		if err != nil {
 			return fmt.Errorf("egress: %w", err)
 		}
@@ -439,7 +438,7 @@ func (s *Stream) pump(sink *app.Sink) {
 				}
 			}
 			for _, o := range s.outputs {
-				o.write(t, headers, s.video != nil)
+				o.write(t, headers)
 			}
 			s.count(t)
 		})
@@ -459,11 +458,7 @@ func (s *Stream) count(t Tag) {
 	case t.Type == TagAudio:
 		s.stats.AudioFrames++
 	case t.IsKeyframe():
-		now := time.Now()
-		if s.stats.FirstKeyframe.IsZero() {
-			s.stats.FirstKeyframe = now
-		}
-		s.stats.LastKeyframe = now
+		s.stats.LastKeyframe = time.Now()
 		s.stats.Keyframes++
 		s.stats.VideoFrames++
 	default:

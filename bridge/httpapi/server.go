@@ -42,8 +42,8 @@ func New(m *bridge.Manager, log *slog.Logger) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &bridge.Error{Code: bridge.CodeInvalidRequest, Name: "not_found",
-			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}, http.StatusNotFound)
+		writeJSON(w, http.StatusNotFound, ErrorBody{Error: &bridge.Error{Code: bridge.CodeInvalidRequest, Name: "not_found",
+			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}})
 	})
 	return mux
 }
@@ -68,12 +68,12 @@ type ErrorBody struct {
 func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	var req bridge.StartRequest
 	if err := decode(w, r, &req); err != nil {
-		writeError(w, err, 0)
+		writeError(w, err)
 		return
 	}
 	in, err := s.m.Start(req)
 	if err != nil {
-		writeError(w, err, 0)
+		writeError(w, err)
 		return
 	}
 	if r.URL.Query().Get("wait") == "true" {
@@ -82,7 +82,7 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 		in, err = s.m.Wait(ctx, in.ID, func(in bridge.Info) bool { return in.State == bridge.StateBroadcasting })
 		if err != nil {
 			writeError(w, &bridge.Error{Code: bridge.CodeInternal, Name: "internal_error",
-				Message: "stopped waiting for broadcast " + in.ID + ": " + err.Error()}, 0)
+				Message: "stopped waiting for broadcast " + in.ID + ": " + err.Error()})
 			return
 		}
 		if in.State == bridge.StateFailed {
@@ -100,7 +100,7 @@ func (s *server) list(w http.ResponseWriter, _ *http.Request) {
 func (s *server) get(w http.ResponseWriter, r *http.Request) {
 	in, err := s.m.Get(r.PathValue("id"))
 	if err != nil {
-		writeError(w, err, 0)
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, in)
@@ -111,7 +111,7 @@ func (s *server) stop(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	in, err := s.m.Stop(ctx, r.PathValue("id"))
 	if err != nil {
-		writeError(w, err, 0)
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, in)
@@ -159,16 +159,13 @@ func invalid(format string, args ...any) *bridge.Error {
 	return &bridge.Error{Code: bridge.CodeInvalidRequest, Name: "invalid_request", Message: fmt.Sprintf(format, args...)}
 }
 
-// writeError answers with err's code; status 0 means the code's own status.
-func writeError(w http.ResponseWriter, err error, status int) {
+// writeError answers with err's code and the status that goes with it.
+func writeError(w http.ResponseWriter, err error) {
 	var e *bridge.Error
 	if !errors.As(err, &e) {
 		e = &bridge.Error{Code: bridge.CodeInternal, Name: "internal_error", Message: err.Error()}
 	}
-	if status == 0 {
-		status = e.HTTPStatus()
-	}
-	writeJSON(w, status, ErrorBody{Error: e})
+	writeJSON(w, e.HTTPStatus(), ErrorBody{Error: e})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
