@@ -80,6 +80,7 @@ type broadcast struct {
 	reason  string
 	err     *Error
 	stream  *egress.Stream
+	history []State       // every state entered, in order, for Follow
 	changed chan struct{} // closed and replaced on every change
 }
 
@@ -127,11 +128,14 @@ func (b *broadcast) end(ctx context.Context, err error, log *slog.Logger) {
 	b.endedAt = time.Now()
 	switch {
 	case err == nil || ctx.Err() != nil:
-		b.state, b.reason = StateStopped, "stopped on request"
+		b.enterLocked(StateStopped)
+		b.reason = "stopped on request"
 	case errors.Is(err, egress.ErrTracksEnded):
-		b.state, b.reason = StateStopped, "participant's tracks ended"
+		b.enterLocked(StateStopped)
+		b.reason = "participant's tracks ended"
 	default:
-		b.state, b.err = StateFailed, toError(err)
+		b.enterLocked(StateFailed)
+		b.err = toError(err)
 		b.reason = b.err.Message
 	}
 	log.Info("broadcast ended", "state", b.state, "reason", b.reason)
@@ -144,8 +148,13 @@ func (b *broadcast) setState(s State) {
 	if b.state.Final() {
 		return
 	}
-	b.state = s
+	b.enterLocked(s)
 	b.notifyLocked()
+}
+
+func (b *broadcast) enterLocked(s State) {
+	b.state = s
+	b.history = append(b.history, s)
 }
 
 // onStreamChange runs on egress goroutines when an output changes state.
@@ -155,7 +164,8 @@ func (b *broadcast) onStreamChange() {
 	if b.state == StateConnected && b.stream != nil {
 		for _, o := range b.stream.Stats().Outputs {
 			if o.State == egress.OutputLive {
-				b.state, b.liveAt = StateBroadcasting, time.Now()
+				b.enterLocked(StateBroadcasting)
+				b.liveAt = time.Now()
 				break
 			}
 		}
@@ -171,8 +181,8 @@ func (b *broadcast) notifyLocked() {
 // stop asks the owner to end; it does not wait.
 func (b *broadcast) stop() {
 	b.mu.Lock()
-	if !b.state.Final() {
-		b.state = StateStopping
+	if !b.state.Final() && b.state != StateStopping {
+		b.enterLocked(StateStopping)
 		b.notifyLocked()
 	}
 	b.mu.Unlock()
@@ -188,8 +198,15 @@ func (b *broadcast) currentState() State {
 
 // info returns a snapshot and the channel that closes on the next change.
 func (b *broadcast) info() (Info, <-chan struct{}) {
+	in, _, changed := b.snapshot()
+	return in, changed
+}
+
+// snapshot is info plus every state entered so far.
+func (b *broadcast) snapshot() (Info, []State, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	history := b.history[:len(b.history):len(b.history)]
 	in := Info{
 		ID:        b.id,
 		Room:      b.room,
@@ -209,7 +226,7 @@ func (b *broadcast) info() (Info, <-chan struct{}) {
 		for _, o := range b.outputs {
 			in.Outputs = append(in.Outputs, OutputInfo{ID: o.ID, URL: o.URL.String(), State: string(egress.OutputConnecting)})
 		}
-		return in, b.changed
+		return in, history, b.changed
 	}
 	st := b.stream.Stats()
 	in.Stats = &Stats{
@@ -224,5 +241,5 @@ func (b *broadcast) info() (Info, <-chan struct{}) {
 	for _, o := range st.Outputs {
 		in.Outputs = append(in.Outputs, OutputInfo{ID: o.ID, URL: o.URL, State: string(o.State), Bytes: o.Bytes, Error: o.Error})
 	}
-	return in, b.changed
+	return in, history, b.changed
 }

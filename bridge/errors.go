@@ -29,11 +29,21 @@ func (e *Error) Error() string { return fmt.Sprintf("%s (%d): %s", e.Name, e.Cod
 const (
 	CodeInvalidRequest    = 1001
 	CodeInvalidURL        = 1002
+	CodeUnknownType       = 1003
+	CodeMessageTooLarge   = 1004
+	CodeRateLimited       = 1005
+	CodeInvalidMetadata   = 1006
+	CodeUnsupportedVer    = 1007
+	CodeUnknownDest       = 1008
+	CodeUnauthorized      = 4001
+	CodeForbidden         = 4002
+	CodeURLNotAllowed     = 4003
 	CodeRoomConnect       = 3001
 	CodeRoomNotFound      = 3002
 	CodeDestinationFailed = 5001
 	CodeBroadcastExists   = 5002
 	CodeBroadcastNotFound = 5004
+	CodeOutputNotFound    = 5005
 	CodeTracksNotFound    = 6001
 	CodeUnsupportedCodec  = 6002
 	CodeMediaFailed       = 6003
@@ -45,17 +55,32 @@ const (
 var codeNames = map[int]string{
 	CodeInvalidRequest:    "invalid_request",
 	CodeInvalidURL:        "invalid_url",
+	CodeUnknownType:       "unknown_message_type",
+	CodeMessageTooLarge:   "message_too_large",
+	CodeRateLimited:       "rate_limited",
+	CodeInvalidMetadata:   "invalid_metadata",
+	CodeUnsupportedVer:    "unsupported_version",
+	CodeUnknownDest:       "unknown_destination",
+	CodeUnauthorized:      "unauthorized",
+	CodeForbidden:         "forbidden",
+	CodeURLNotAllowed:     "url_not_allowed",
 	CodeRoomConnect:       "room_connect_failed",
 	CodeRoomNotFound:      "room_not_found",
 	CodeDestinationFailed: "destination_failed",
 	CodeBroadcastExists:   "broadcast_exists",
 	CodeBroadcastNotFound: "broadcast_not_found",
+	CodeOutputNotFound:    "output_not_found",
 	CodeTracksNotFound:    "tracks_not_found",
 	CodeUnsupportedCodec:  "unsupported_codec",
 	CodeMediaFailed:       "media_failed",
 	CodeInternal:          "internal_error",
 	CodeCapacity:          "capacity_exceeded",
 	CodeShuttingDown:      "shutting_down",
+}
+
+// NewError returns an Error with code's name.
+func NewError(code int, format string, args ...any) *Error {
+	return newError(code, format, args...)
 }
 
 func newError(code int, format string, args ...any) *Error {
@@ -65,8 +90,14 @@ func newError(code int, format string, args ...any) *Error {
 // HTTPStatus is the status the HTTP API answers an Error with.
 func (e *Error) HTTPStatus() int {
 	switch {
-	case e.Code == CodeBroadcastNotFound || e.Code == CodeRoomNotFound:
+	case e.Code == CodeBroadcastNotFound || e.Code == CodeRoomNotFound || e.Code == CodeOutputNotFound:
 		return http.StatusNotFound
+	case e.Code == CodeMessageTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case e.Code == CodeRateLimited:
+		return http.StatusTooManyRequests
+	case e.Code == CodeUnauthorized:
+		return http.StatusUnauthorized
 	case e.Code == CodeBroadcastExists:
 		return http.StatusConflict
 	case e.Code < 2000:

@@ -1,11 +1,15 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,15 +20,17 @@ import (
 // StartRequest asks for a participant's camera and microphone to go out to
 // one or more RTMP destinations.
 type StartRequest struct {
-	Room     string          `json:"room"`
-	Identity string          `json:"identity"`
-	Outputs  []OutputRequest `json:"outputs"`
+	Room     string          `json:"room,omitempty"`
+	Identity string          `json:"identity,omitempty"`
+	Outputs  []OutputRequest `json:"outputs,omitempty"`
 }
 
-// OutputRequest is one destination: an rtmp:// or rtmps:// URL whose last
-// path element is the stream key.
+// OutputRequest is one destination: the name of a destination the operator
+// configured, or an rtmp:// or rtmps:// URL whose last path element is the
+// stream key.
 type OutputRequest struct {
-	URL string `json:"url"`
+	Destination string `json:"destination,omitempty"`
+	URL         string `json:"url,omitempty"`
 }
 
 // maxOutputs bounds fan-out per broadcast: each output is an RTMP session
@@ -37,26 +43,63 @@ const keepEnded = 100
 // Manager owns every broadcast of this process. The HTTP API, the CLI
 // (through the API) and the room protocol are doors onto its methods.
 type Manager struct {
-	cfg   config.Broadcast
-	rooms Rooms
-	log   *slog.Logger
+	cfg          config.Broadcast
+	destinations map[string]config.Destination
+	hook         []byte // hooks.start, applied over every start request
+	rooms        Rooms
+	log          *slog.Logger
+	started      time.Time
 
 	mu         sync.Mutex
 	broadcasts map[string]*broadcast
 	order      []string // ids, oldest first
 	closed     bool
+	onStart    []func(Info) // see observe
 	wg         sync.WaitGroup
 }
 
 // NewManager returns a Manager that reaches rooms through rooms.
-func NewManager(cfg config.Broadcast, rooms Rooms, log *slog.Logger) *Manager {
-	return &Manager{cfg: cfg, rooms: rooms, log: log, broadcasts: map[string]*broadcast{}}
+func NewManager(cfg config.Config, rooms Rooms, log *slog.Logger) (*Manager, error) {
+	m := &Manager{
+		cfg:          cfg.Broadcast,
+		destinations: map[string]config.Destination{},
+		rooms:        rooms,
+		log:          log,
+		started:      time.Now(),
+		broadcasts:   map[string]*broadcast{},
+	}
+	for name, d := range cfg.Destinations {
+		m.destinations[strings.ToLower(name)] = d
+	}
+	if cfg.Hooks.Start != "" {
+		m.hook = []byte(cfg.Hooks.Start)
+		var probe StartRequest
+		if err := DecodeJSON(bytes.NewReader(m.hook), 1<<20, &probe); err != nil {
+			return nil, fmt.Errorf("config: hooks.start: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// observe registers fn to be called with every broadcast that starts,
+// before Start returns. fn must not block.
+func (m *Manager) observe(fn func(Info)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onStart = append(m.onStart, fn)
 }
 
 // Start validates req and starts the broadcast; it returns at once in state
 // signalling. Use Wait to follow it.
 func (m *Manager) Start(req StartRequest) (Info, error) {
-	outputs, err := validate(req)
+	if m.hook != nil {
+		// Decoding over the request merges: objects keep the fields the
+		// hook does not name, everything else is replaced.
+		if err := json.Unmarshal(m.hook, &req); err != nil {
+			return Info{}, newError(CodeInternal, "hooks.start: %v", err)
+		}
+	}
+	outputs, err := m.validate(req)
 	if err != nil {
 		return Info{}, err
 	}
@@ -70,6 +113,7 @@ func (m *Manager) Start(req StartRequest) (Info, error) {
 		cancel:   cancel,
 		done:     make(chan struct{}),
 		state:    StateSignalling,
+		history:  []State{StateSignalling},
 		changed:  make(chan struct{}),
 	}
 
@@ -100,6 +144,8 @@ func (m *Manager) Start(req StartRequest) (Info, error) {
 	m.order = append(m.order, b.id)
 	m.pruneLocked()
 	m.wg.Add(1)
+
+	observers := m.onStart
 	m.mu.Unlock()
 
 	m.log.Info("broadcast starting", "broadcast", b.id, "room", b.room, "identity", b.identity, "outputs", len(outputs))
@@ -108,10 +154,13 @@ func (m *Manager) Start(req StartRequest) (Info, error) {
 		b.run(ctx, m.rooms, m.cfg, m.log)
 	}()
 	in, _ := b.info()
+	for _, fn := range observers {
+		fn(in)
+	}
 	return in, nil
 }
 
-func validate(req StartRequest) ([]egress.Output, error) {
+func (m *Manager) validate(req StartRequest) ([]egress.Output, error) {
 	switch {
 	case req.Room == "":
 		return nil, newError(CodeInvalidRequest, `field "room" is required`)
@@ -124,13 +173,53 @@ func validate(req StartRequest) ([]egress.Output, error) {
 	}
 	outputs := make([]egress.Output, len(req.Outputs))
 	for i, o := range req.Outputs {
-		u, err := egress.ParseURL(o.URL)
+		out, err := m.output(fmt.Sprintf("outputs[%d]", i), o)
 		if err != nil {
-			return nil, newError(CodeInvalidURL, "field \"outputs[%d].url\": %v", i, err)
+			return nil, err
 		}
-		outputs[i] = egress.Output{ID: fmt.Sprintf("out_%d", i+1), URL: u}
+		out.ID = fmt.Sprintf("out_%d", i+1)
+		outputs[i] = out
 	}
 	return outputs, nil
+}
+
+// output resolves one requested destination; field names it in errors.
+func (m *Manager) output(field string, o OutputRequest) (egress.Output, error) {
+	switch {
+	case (o.URL == "") == (o.Destination == ""):
+		return egress.Output{}, newError(CodeInvalidRequest, "field %q needs exactly one of \"destination\" (a configured name) or \"url\"", field)
+	case o.Destination != "":
+		d, ok := m.destinations[strings.ToLower(o.Destination)]
+		if !ok {
+			return egress.Output{}, newError(CodeUnknownDest, "field \"%s.destination\": no destination %q is configured; configured: %s", field, o.Destination, m.destinationNames())
+		}
+		loc, err := d.Location()
+		if err != nil {
+			return egress.Output{}, newError(CodeInternal, "destination %q: %v", o.Destination, err)
+		}
+		u, err := egress.ParseURL(loc)
+		if err != nil {
+			return egress.Output{}, newError(CodeInternal, "destination %q is misconfigured: %v", o.Destination, err)
+		}
+		return egress.Output{URL: u}, nil
+	}
+	u, err := egress.ParseURL(o.URL)
+	if err != nil {
+		return egress.Output{}, newError(CodeInvalidURL, "field \"%s.url\": %v", field, err)
+	}
+	return egress.Output{URL: u}, nil
+}
+
+func (m *Manager) destinationNames() string {
+	if len(m.destinations) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(m.destinations))
+	for n := range m.destinations {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // pruneLocked forgets the oldest ended broadcasts beyond keepEnded.
@@ -204,6 +293,58 @@ func (m *Manager) Wait(ctx context.Context, id string, until func(Info) bool) (I
 	}
 }
 
+// Follow calls fn with the broadcast's info once for every state it
+// enters, in order (Info.State is that state, the rest is current), when an
+// output changes state, and every interval while it broadcasts. It returns
+// after fn has seen the final state, or when ctx ends.
+func (m *Manager) Follow(ctx context.Context, id string, interval time.Duration, fn func(Info)) error {
+	b, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	seen := 0
+	var outputs string
+	for {
+		in, history, changed := b.snapshot()
+		sent := false
+		for ; seen < len(history); seen++ {
+			step := in
+			step.State = history[seen]
+			fn(step)
+			sent = true
+		}
+		if in.State.Final() {
+			return nil
+		}
+		if o := outputStates(in); o != outputs {
+			if !sent && outputs != "" {
+				fn(in)
+			}
+			outputs = o
+		}
+		select {
+		case <-changed:
+		case <-tick.C:
+			if in.State == StateBroadcasting {
+				in, _ := b.info()
+				fn(in)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func outputStates(in Info) string {
+	var sb strings.Builder
+	for _, o := range in.Outputs {
+		sb.WriteString(o.ID + "=" + o.State + " ")
+	}
+	return sb.String()
+}
+
 // Stop ends a broadcast and waits until it has ended (its RTMP sessions
 // closed cleanly) or ctx is done.
 func (m *Manager) Stop(ctx context.Context, id string) (Info, error) {
@@ -252,4 +393,47 @@ func newID(prefix string) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return prefix + hex.EncodeToString(b)
+}
+
+// Cancel asks a broadcast to stop and returns at once; its status moves
+// through stopping to stopped.
+func (m *Manager) Cancel(id string) (Info, error) {
+	b, err := m.get(id)
+	if err != nil {
+		return Info{}, err
+	}
+	b.stop()
+	in, _ := b.info()
+	return in, nil
+}
+
+// Find returns identity's broadcast in room that has not ended.
+func (m *Manager) Find(room, identity string) (Info, error) {
+	m.mu.Lock()
+	var found *broadcast
+	for _, b := range m.broadcasts {
+		if b.room == room && b.identity == identity && !b.currentState().Final() {
+			found = b
+			break
+		}
+	}
+	m.mu.Unlock()
+	if found == nil {
+		return Info{}, newError(CodeBroadcastNotFound, "participant %q has no active broadcast in room %q", identity, room)
+	}
+	in, _ := found.info()
+	return in, nil
+}
+
+// activeIn counts room's broadcasts that have not ended.
+func (m *Manager) activeIn(room string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, b := range m.broadcasts {
+		if b.room == room && !b.currentState().Final() {
+			n++
+		}
+	}
+	return n
 }

@@ -15,6 +15,36 @@ type Rooms interface {
 	// microphone, waiting up to wait for them. leave ends the membership;
 	// the tracks end with it. Errors wrap the sentinels below.
 	Subscribe(ctx context.Context, room, identity string, wait time.Duration) (tracks []egress.Track, leave func(), err error)
+
+	// Join takes part in room as roomcast's own participant, the one that
+	// speaks the room protocol: it receives data messages and sends
+	// status. Events arrive on the SFU's goroutines and must not block.
+	Join(ctx context.Context, room string, events RoomEvents) (RoomConn, error)
+}
+
+// RoomEvents receives what happens in a joined room.
+type RoomEvents struct {
+	OnData         func(DataMessage)
+	OnDisconnected func() // the room closed or roomcast was removed
+}
+
+// DataMessage is one data packet a participant sent.
+type DataMessage struct {
+	Sender     string            // identity
+	Attributes map[string]string // the sender's participant attributes
+	Topic      string
+	Payload    []byte
+}
+
+// RoomConn is roomcast's presence in a room.
+type RoomConn interface {
+	// Send publishes payload reliably on topic, to the given identities
+	// or, with none, to everyone.
+	Send(topic string, payload []byte, to ...string) error
+	// SetAttributes updates roomcast's participant attributes; an empty
+	// value removes a key.
+	SetAttributes(attrs map[string]string)
+	Leave()
 }
 
 // Errors a Rooms implementation wraps so the bridge can report them.

@@ -6,10 +6,13 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -19,10 +22,13 @@ import (
 
 // Config is roomcast's whole configuration.
 type Config struct {
-	LiveKit   LiveKit   `mapstructure:"livekit"`
-	HTTP      HTTP      `mapstructure:"http"`
-	Broadcast Broadcast `mapstructure:"broadcast"`
-	Log       Log       `mapstructure:"log"`
+	LiveKit      LiveKit                `mapstructure:"livekit"`
+	HTTP         HTTP                   `mapstructure:"http"`
+	Broadcast    Broadcast              `mapstructure:"broadcast"`
+	Room         Room                   `mapstructure:"room"`
+	Destinations map[string]Destination `mapstructure:"destinations"`
+	Hooks        Hooks                  `mapstructure:"hooks"`
+	Log          Log                    `mapstructure:"log"`
 }
 
 // LiveKit says which LiveKit server roomcast joins rooms on.
@@ -37,6 +43,10 @@ type HTTP struct {
 	// Listen is the control API's address. Loopback by default: the API
 	// starts broadcasts to arbitrary URLs, so exposing it is a decision.
 	Listen string `mapstructure:"listen"`
+	// Auth requires a LiveKit access token (signed with the API key and
+	// secret, with the roomRecord grant) on every API call but health,
+	// readiness, metrics and webhooks, which carry their own signature.
+	Auth bool `mapstructure:"auth"`
 }
 
 // Broadcast holds the defaults every broadcast starts from.
@@ -56,6 +66,57 @@ type Broadcast struct {
 	MaxActive int `mapstructure:"max_active"`
 }
 
+// Room configures the room protocol: how roomcast takes part in rooms and
+// who may steer broadcasts from the data channel.
+type Room struct {
+	// Identity is roomcast's participant in every room it joins. It is
+	// visible so that late joiners can read its attributes.
+	Identity string `mapstructure:"identity"`
+	// AutoJoin is a pattern (path.Match syntax, "*" for all) of room names
+	// roomcast joins when a room_started webhook announces them. Empty
+	// joins no room on its own.
+	AutoJoin string `mapstructure:"auto_join"`
+	// AuthorizedIdentities may control any broadcast in the room; by
+	// default only the broadcasting participant controls its own.
+	AuthorizedIdentities []string `mapstructure:"authorized_identities"`
+	// AuthorizedAttribute, as key=value, authorizes every participant
+	// whose attributes hold that pair (e.g. role=producer).
+	AuthorizedAttribute string `mapstructure:"authorized_attribute"`
+	// AllowedURLs are patterns (path.Match) that raw rtmp:// or rtmps://
+	// URLs in room messages must match, tested against the URL without its
+	// stream key (rtmp://host/app). Empty refuses raw URLs: room messages
+	// can then only name destinations.
+	AllowedURLs []string `mapstructure:"allowed_urls"`
+	// MaxMessageBytes bounds one control message.
+	MaxMessageBytes int `mapstructure:"max_message_bytes"`
+	// MessageRate and MessageBurst bound control messages per participant
+	// (a token bucket: MessageRate per second, bursts of MessageBurst).
+	MessageRate  float64 `mapstructure:"message_rate"`
+	MessageBurst int     `mapstructure:"message_burst"`
+	// MaxBroadcasts caps concurrent broadcasts started from one room.
+	MaxBroadcasts int `mapstructure:"max_broadcasts"`
+}
+
+// Destination is an operator-named output: rooms refer to it by name and
+// never see its URL, whose last path element is the stream key.
+type Destination struct {
+	// URL is rtmp:// or rtmps://host/app/key. Prefer URLFile (a mounted
+	// secret) or the environment (ROOMCAST_DESTINATIONS_<NAME>_URL, with
+	// the name declared in the file) over writing keys into config files.
+	URL     string `mapstructure:"url"`
+	URLFile string `mapstructure:"url_file"`
+}
+
+// Hooks let the operator override what clients ask for.
+type Hooks struct {
+	// Start is a partial start request in JSON (the fields of POST
+	// /v1/broadcasts, e.g. {"outputs": [{"destination": "archive"}]})
+	// applied over every start request, from the API and from rooms alike:
+	// objects merge, anything else replaces. JSON in a string, not YAML,
+	// because viper lowercases map keys and metadata keys are case-sensitive.
+	Start string `mapstructure:"start"`
+}
+
 // Log configures log/slog output.
 type Log struct {
 	Level  string `mapstructure:"level"`  // debug, info, warn, error
@@ -71,12 +132,19 @@ func Default() Config {
 			APIKey:    "devkey",
 			APISecret: "secret",
 		},
-		HTTP: HTTP{Listen: "127.0.0.1:8080"},
+		HTTP: HTTP{Listen: "127.0.0.1:8080", Auth: true},
 		Broadcast: Broadcast{
 			KeyframeInterval: 2 * time.Second,
 			TrackWait:        10 * time.Second,
 			AudioSampleRate:  48000,
 			AudioBitrate:     128000,
+		},
+		Room: Room{
+			Identity:        "roomcast",
+			MaxMessageBytes: 16 << 10,
+			MessageRate:     5,
+			MessageBurst:    10,
+			MaxBroadcasts:   4,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
@@ -92,6 +160,8 @@ func Flags() *pflag.FlagSet {
 	fs.String("livekit-api-key", d.LiveKit.APIKey, "LiveKit API key")
 	fs.String("livekit-api-secret", d.LiveKit.APISecret, "LiveKit API secret")
 	fs.String("http-listen", d.HTTP.Listen, "control API address")
+	fs.Bool("http-auth", d.HTTP.Auth, "require LiveKit access tokens on the API")
+	fs.String("room-auto-join", d.Room.AutoJoin, "join rooms whose name matches this pattern when they start (webhook)")
 	fs.Duration("broadcast-keyframe-interval", d.Broadcast.KeyframeInterval, "keyframe request interval in passthrough")
 	fs.Duration("broadcast-track-wait", d.Broadcast.TrackWait, "how long to wait for a participant's tracks")
 	fs.Int("broadcast-max-active", d.Broadcast.MaxActive, "concurrent broadcast cap (0: none)")
@@ -150,6 +220,17 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("livekit.api_key", d.LiveKit.APIKey)
 	v.SetDefault("livekit.api_secret", d.LiveKit.APISecret)
 	v.SetDefault("http.listen", d.HTTP.Listen)
+	v.SetDefault("http.auth", d.HTTP.Auth)
+	v.SetDefault("room.identity", d.Room.Identity)
+	v.SetDefault("room.auto_join", d.Room.AutoJoin)
+	v.SetDefault("room.authorized_identities", d.Room.AuthorizedIdentities)
+	v.SetDefault("room.authorized_attribute", d.Room.AuthorizedAttribute)
+	v.SetDefault("room.allowed_urls", d.Room.AllowedURLs)
+	v.SetDefault("room.max_message_bytes", d.Room.MaxMessageBytes)
+	v.SetDefault("room.message_rate", d.Room.MessageRate)
+	v.SetDefault("room.message_burst", d.Room.MessageBurst)
+	v.SetDefault("room.max_broadcasts", d.Room.MaxBroadcasts)
+	v.SetDefault("hooks.start", d.Hooks.Start)
 	v.SetDefault("broadcast.keyframe_interval", d.Broadcast.KeyframeInterval)
 	v.SetDefault("broadcast.track_wait", d.Broadcast.TrackWait)
 	v.SetDefault("broadcast.audio_sample_rate", d.Broadcast.AudioSampleRate)
@@ -213,6 +294,54 @@ func (c Config) Validate() error {
 	if c.Broadcast.MaxActive < 0 {
 		bad("broadcast.max_active", c.Broadcast.MaxActive, "must be 0 (no cap) or more")
 	}
+	if c.Room.Identity == "" {
+		bad("room.identity", "", "must not be empty")
+	}
+	for key, pattern := range map[string]string{"room.auto_join": c.Room.AutoJoin} {
+		if _, err := path.Match(pattern, ""); err != nil {
+			bad(key, pattern, "must be a valid pattern (path.Match: *, ?, [a-z])")
+		}
+	}
+	for i, pattern := range c.Room.AllowedURLs {
+		if _, err := path.Match(pattern, ""); err != nil || !(strings.HasPrefix(pattern, "rtmp://") || strings.HasPrefix(pattern, "rtmps://")) {
+			bad(fmt.Sprintf("room.allowed_urls[%d]", i), pattern, "must be an rtmp:// or rtmps:// pattern (path.Match), e.g. rtmps://*.youtube.com/live2")
+		}
+	}
+	if a := c.Room.AuthorizedAttribute; a != "" && !strings.Contains(a, "=") {
+		bad("room.authorized_attribute", a, "must be key=value")
+	}
+	if n := c.Room.MaxMessageBytes; n < 1024 || n > 60<<10 {
+		// LiveKit delivers reliable data packets up to about 60 KiB.
+		bad("room.max_message_bytes", n, "must be between 1024 and 61440")
+	}
+	if c.Room.MessageRate <= 0 || c.Room.MessageBurst < 1 {
+		bad("room.message_rate", fmt.Sprintf("%v/s, burst %d", c.Room.MessageRate, c.Room.MessageBurst), "rate must be above 0 and message_burst at least 1")
+	}
+	if c.Room.MaxBroadcasts < 0 {
+		bad("room.max_broadcasts", c.Room.MaxBroadcasts, "must be 0 (no cap) or more")
+	}
+	for name, d := range c.Destinations {
+		key := "destinations." + name
+		switch {
+		case (d.URL == "") == (d.URLFile == ""):
+			bad(key, "", "needs exactly one of url or url_file")
+		case d.URL != "":
+			if u, err := url.Parse(d.URL); err != nil || (u.Scheme != "rtmp" && u.Scheme != "rtmps") || u.Host == "" {
+				// The URL holds a stream key: never echo it.
+				bad(key+".url", "(not shown)", "must be an rtmp:// or rtmps:// URL with a host, app and stream key")
+			}
+		}
+	}
+	if h := c.Hooks.Start; h != "" {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(h), &m); err != nil {
+			bad("hooks.start", h, "must be a JSON object (a partial start request): "+err.Error())
+		} else if _, ok := m["room"]; ok {
+			bad("hooks.start", h, "must not set room or identity")
+		} else if _, ok := m["identity"]; ok {
+			bad("hooks.start", h, "must not set room or identity")
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -222,4 +351,17 @@ func (c Config) Validate() error {
 		bad("log.format", c.Log.Format, "must be text or json")
 	}
 	return errors.Join(errs...)
+}
+
+// Location returns the destination's URL, reading URLFile at each call so
+// that a rotated secret takes effect without a restart.
+func (d Destination) Location() (string, error) {
+	if d.URLFile == "" {
+		return d.URL, nil
+	}
+	b, err := os.ReadFile(d.URLFile)
+	if err != nil {
+		return "", fmt.Errorf("read url_file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -28,7 +28,7 @@ func cli(t *testing.T, rc *roomcast, args ...string) (int, string, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, roomcastBinary(t), args...)
-	cmd.Env = append(cmd.Environ(), "ROOMCAST_API="+rc.addr)
+	cmd.Env = append(cmd.Environ(), "ROOMCAST_API="+rc.addr, "ROOMCAST_TOKEN="+rc.Token)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/roomcast/roomcast/bridge"
 	"github.com/roomcast/roomcast/bridge/httpapi"
+	"github.com/roomcast/roomcast/config"
 	"github.com/roomcast/roomcast/internal/avc"
 	"github.com/roomcast/roomcast/internal/livekitdev"
 	"github.com/roomcast/roomcast/internal/rtmptest"
@@ -264,5 +265,9 @@ func startRoomcastProcess(tb testing.TB, lk *livekitdev.Server) *roomcastProcess
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &roomcastProcess{Client: &httpapi.Client{BaseURL: base}, pid: cmd.Process.Pid}
+	token, err := httpapi.Token(config.LiveKit{APIKey: lk.APIKey(), APISecret: lk.APISecret()}, "", time.Hour)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &roomcastProcess{Client: &httpapi.Client{BaseURL: base, Token: token}, pid: cmd.Process.Pid}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roomcast/roomcast/bridge"
 	"github.com/roomcast/roomcast/bridge/httpapi"
-	"github.com/roomcast/roomcast/bridge/livekit"
 	"github.com/roomcast/roomcast/config"
+	"github.com/roomcast/roomcast/internal/service"
 	"github.com/roomcast/roomcast/internal/livekitdev"
 	"github.com/roomcast/roomcast/internal/testpattern"
 )
@@ -37,9 +35,15 @@ func testLog() *slog.Logger {
 
 func startLiveKit(tb testing.TB) *livekitdev.Server {
 	tb.Helper()
+	return startLiveKitWith(tb, livekitdev.Options{})
+}
+
+func startLiveKitWith(tb testing.TB, opts livekitdev.Options) *livekitdev.Server {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	lk, err := livekitdev.Start(ctx, livekitdev.Options{Dir: tb.TempDir()})
+	opts.Dir = tb.TempDir()
+	lk, err := livekitdev.Start(ctx, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -89,14 +93,32 @@ func join(tb testing.TB, lk *livekitdev.Server, src *testpattern.Source, room, i
 }
 
 // roomcast is the bridge running in this process, as `roomcast serve`
-// wires it, with its API on a free loopback port.
+// wires it, with its API on a free loopback port. Its Client carries a
+// token for every room.
 type roomcast struct {
 	*httpapi.Client
-	manager *bridge.Manager
-	addr    string
+	svc  *service.Service
+	cfg  config.Config
+	addr string
 }
 
 func startRoomcast(tb testing.TB, lk *livekitdev.Server, adjust func(*config.Config)) *roomcast {
+	return startRoomcastOn(tb, listen(tb), lk, adjust, testLog())
+}
+
+// listen reserves a loopback port, e.g. for roomcast's API before the
+// livekit-server that sends it webhooks starts.
+func listen(tb testing.TB) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ln
+}
+
+// startRoomcastOn is startRoomcast serving on ln, logging to log.
+func startRoomcastOn(tb testing.TB, ln net.Listener, lk *livekitdev.Server, adjust func(*config.Config), log *slog.Logger) *roomcast {
 	tb.Helper()
 	cfg := config.Default()
 	cfg.LiveKit = config.LiveKit{URL: lk.URL(), APIKey: lk.APIKey(), APISecret: lk.APISecret()}
@@ -106,24 +128,25 @@ func startRoomcast(tb testing.TB, lk *livekitdev.Server, adjust func(*config.Con
 	if err := cfg.Validate(); err != nil {
 		tb.Fatal(err)
 	}
-	log := testLog()
-	m := bridge.NewManager(cfg.Broadcast, livekit.NewClient(cfg.LiveKit, log), log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	svc, err := service.New(cfg, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{Handler: httpapi.New(m, log)}
+	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- svc.Serve(ctx, ln) }()
 	tb.Cleanup(func() {
-		m.Close()
-		_ = srv.Close()
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			tb.Errorf("API server: %v", err)
+		cancel()
+		if err := <-served; err != nil {
+			tb.Errorf("roomcast: %v", err)
 		}
 	})
+	token, err := httpapi.Token(cfg.LiveKit, "", time.Hour)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	addr := "http://" + ln.Addr().String()
-	return &roomcast{Client: &httpapi.Client{BaseURL: addr}, manager: m, addr: addr}
+	return &roomcast{Client: &httpapi.Client{BaseURL: addr, Token: token}, svc: svc, cfg: cfg, addr: addr}
 }
 
 // roomcastBinary builds cmd/roomcast once per test binary, for the tests

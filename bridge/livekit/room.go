@@ -5,6 +5,8 @@ package livekit
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,30 +25,28 @@ import (
 	"github.com/roomcast/roomcast/internal/lklog"
 )
 
-// Identity roomcast uses in every room. Hidden participants do not show in
-// the room's participant list.
-const botIdentity = "roomcast"
-
 // Client joins rooms on one LiveKit server. It implements bridge.Rooms.
 type Client struct {
-	cfg   config.LiveKit
-	rooms *lksdk.RoomServiceClient
-	log   *slog.Logger
+	cfg      config.LiveKit
+	identity string // roomcast's participant (Join); subscribers add a suffix
+	rooms    *lksdk.RoomServiceClient
+	log      *slog.Logger
 }
 
 // NewClient returns a Client for the configured server. It also routes the
 // SDK's logs through log: warnings and errors, or everything when log is
 // at debug level.
-func NewClient(cfg config.LiveKit, log *slog.Logger) *Client {
+func NewClient(cfg config.LiveKit, identity string, log *slog.Logger) *Client {
 	min := slog.LevelWarn
 	if log.Enabled(context.Background(), slog.LevelDebug) {
 		min = slog.LevelDebug
 	}
 	lklog.Install(log.With("component", "livekit-sdk"), min)
 	return &Client{
-		cfg:   cfg,
-		rooms: lksdk.NewRoomServiceClient(cfg.URL, cfg.APIKey, cfg.APISecret),
-		log:   log,
+		cfg:      cfg,
+		identity: identity,
+		rooms:    lksdk.NewRoomServiceClient(cfg.URL, cfg.APIKey, cfg.APISecret),
+		log:      log,
 	}
 }
 
@@ -119,8 +119,14 @@ func (c *Client) checkRoom(ctx context.Context, room string) error {
 }
 
 func (c *Client) token(room string) (string, error) {
+	// One hidden participant per broadcast, each with its own identity: a
+	// second join with the same identity would evict the first. Kind
+	// EGRESS lets LiveKit close the room when only roomcast is left.
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
 	at := auth.NewAccessToken(c.cfg.APIKey, c.cfg.APISecret)
-	at.SetIdentity(botIdentity).
+	at.SetIdentity(c.identity + "-" + hex.EncodeToString(suffix)).
+		SetKind(lkproto.ParticipantInfo_EGRESS).
 		SetValidFor(24 * time.Hour).
 		SetVideoGrant(&auth.VideoGrant{
 			RoomJoin:       true,

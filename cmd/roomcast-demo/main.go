@@ -22,6 +22,7 @@ import (
 
 	"github.com/roomcast/roomcast/bridge"
 	"github.com/roomcast/roomcast/bridge/httpapi"
+	"github.com/roomcast/roomcast/config"
 	"github.com/roomcast/roomcast/internal/livekitdev"
 	"github.com/roomcast/roomcast/internal/nginxrtmp"
 	"github.com/roomcast/roomcast/internal/testpattern"
@@ -100,7 +101,12 @@ func run(ctx context.Context, roomcastBin, room, identity string, log *slog.Logg
 		_ = serve.Process.Signal(syscall.SIGTERM) // roomcast ends its RTMP sessions cleanly
 		<-served
 	}()
-	client := &httpapi.Client{BaseURL: "http://" + api}
+	// The API takes LiveKit access tokens; the dev keys sign one here.
+	token, err = httpapi.Token(config.LiveKit{APIKey: lk.APIKey(), APISecret: lk.APISecret()}, "", 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	client := &httpapi.Client{BaseURL: "http://" + api, Token: token}
 	if err := waitHealthy(ctx, client.BaseURL, served); err != nil {
 		return err
 	}
@@ -121,8 +127,8 @@ func run(ctx context.Context, roomcastBin, room, identity string, log *slog.Logg
 roomcast is broadcasting %q from room %q (broadcast %s, state %s).
 
   Watch it:   ffplay %s     (or open that URL in VLC)
-  Inspect:    curl %s/v1/broadcasts
-              ROOMCAST_API=%s .bin/roomcast list
+  Inspect:    ROOMCAST_API=%s .bin/roomcast list
+              curl -H "Authorization: Bearer $(.bin/roomcast token)" %s/v1/broadcasts
   Stop it:    Ctrl-C stops the broadcast, roomcast, the publisher, nginx and livekit-server.
 
 `, identity, room, in.ID, in.State, nginx.URL("live", key), client.BaseURL, client.BaseURL)

@@ -1,13 +1,6 @@
 // Command roomcast streams LiveKit room participants to RTMP destinations.
-//
-//	roomcast serve [--config roomcast.yaml] [flags]   run the bridge and its API
-//	roomcast start --room R --identity I --url rtmp://host/app/key [--url ...] [--no-wait]
-//	roomcast list
-//	roomcast get ID
-//	roomcast stop ID
-//
-// The client verbs call the API at $ROOMCAST_API (default
-// http://127.0.0.1:8080), or --api.
+// `roomcast serve` runs the bridge; every other verb calls its HTTP API
+// (see usage below), one verb per endpoint.
 package main
 
 import (
@@ -18,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -27,18 +19,31 @@ import (
 
 	"github.com/roomcast/roomcast/bridge"
 	"github.com/roomcast/roomcast/bridge/httpapi"
-	"github.com/roomcast/roomcast/bridge/livekit"
 	"github.com/roomcast/roomcast/config"
+	"github.com/roomcast/roomcast/internal/service"
 )
 
 const usage = `usage: roomcast <command> [flags]
 
 commands:
-  serve    run the bridge and its HTTP API (see --help for flags)
-  start    start a broadcast: --room R --identity I --url rtmp://host/app/key
-  list     list broadcasts
-  get ID   show one broadcast
-  stop ID  stop a broadcast and wait until it has ended
+  serve                       run the bridge and its HTTP API (serve --help for flags)
+  start                       start a broadcast: --room R --identity I
+                              --url rtmp://host/app/key | --destination NAME (repeatable)
+  list                        list broadcasts
+  get ID                      show one broadcast
+  stop ID                     stop a broadcast and wait until it has ended
+  metadata ID HANDLER JSON    send onMetaData, onCuePoint or onTextData, e.g.
+                              metadata bc_1 onCuePoint '{"name":"ad","type":"event"}'
+  add-output ID               add --url U or --destination NAME to a broadcast
+  remove-output ID OUTPUT_ID  end one destination of a broadcast
+  server                      show load, capacity and version
+  health                      show liveness and readiness
+  token                       print an API token (--room R scopes it)
+
+Client verbs call the API at --api or $ROOMCAST_API (default
+http://127.0.0.1:8080) with --token or $ROOMCAST_TOKEN, or else a token
+they sign with --api-key/--api-secret ($ROOMCAST_LIVEKIT_API_KEY and
+$ROOMCAST_LIVEKIT_API_SECRET, default devkey/secret as in dev mode).
 `
 
 func main() {
@@ -50,7 +55,7 @@ func main() {
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "serve":
 		err = serve(args)
-	case "start", "list", "get", "stop":
+	case "start", "list", "get", "stop", "metadata", "add-output", "remove-output", "server", "health", "token":
 		err = client(cmd, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
@@ -77,29 +82,18 @@ func serve(args []string) error {
 	}
 	log := newLogger(cfg.Log)
 
+	svc, err := service.New(cfg, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
 	}
-	m := bridge.NewManager(cfg.Broadcast, livekit.NewClient(cfg.LiveKit, log), log)
-	srv := &http.Server{Handler: httpapi.New(m, log), ReadHeaderTimeout: 10 * time.Second}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("roomcast serving", "api", "http://"+ln.Addr().String(), "livekit", cfg.LiveKit.URL)
-
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
-	}
-	log.Info("shutting down: stopping broadcasts")
-	m.Close() // every RTMP session ends cleanly before the process does
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdownCtx)
+	log.Info("roomcast serving", "api", "http://"+ln.Addr().String(), "livekit", cfg.LiveKit.URL, "auth", cfg.HTTP.Auth)
+	return svc.Serve(ctx, ln)
 }
 
 func newLogger(c config.Log) *slog.Logger {
@@ -112,50 +106,98 @@ func newLogger(c config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// urls collects repeated --url flags.
-type urls []string
+// repeated collects a repeatable flag.
+type repeated []string
 
-func (u *urls) String() string     { return strings.Join(*u, ",") }
-func (u *urls) Set(s string) error { *u = append(*u, s); return nil }
+func (r *repeated) String() string     { return strings.Join(*r, ",") }
+func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
+
+// args says how many positional arguments each verb takes.
+var nargs = map[string]int{"get": 1, "stop": 1, "metadata": 3, "add-output": 1, "remove-output": 2}
 
 func client(cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	api := fs.String("api", envOr("ROOMCAST_API", "http://127.0.0.1:8080"), "roomcast API base URL")
+	token := fs.String("token", os.Getenv("ROOMCAST_TOKEN"), "API token (LiveKit access token with roomRecord)")
+	key := fs.String("api-key", envOr("ROOMCAST_LIVEKIT_API_KEY", "devkey"), "LiveKit API key to sign a token with")
+	secret := fs.String("api-secret", envOr("ROOMCAST_LIVEKIT_API_SECRET", "secret"), "LiveKit API secret to sign a token with")
+	tokenRoom := fs.String("token-room", "", "scope the signed token to this room")
 	var req bridge.StartRequest
-	var outs urls
+	var urls, dests repeated
 	noWait := false
-	if cmd == "start" {
+	switch cmd {
+	case "start":
 		fs.StringVar(&req.Room, "room", "", "LiveKit room name")
 		fs.StringVar(&req.Identity, "identity", "", "identity of the participant to broadcast")
-		fs.Var(&outs, "url", "RTMP destination rtmp[s]://host/app/stream-key (repeatable)")
 		fs.BoolVar(&noWait, "no-wait", false, "return at once instead of waiting until live")
+		fallthrough
+	case "add-output":
+		fs.Var(&urls, "url", "RTMP destination rtmp[s]://host/app/stream-key (repeatable)")
+		fs.Var(&dests, "destination", "name of a configured destination (repeatable)")
+	case "token":
+		fs.StringVar(tokenRoom, "room", "", "scope the token to this room (default: every room)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c := &httpapi.Client{BaseURL: *api}
+	if n := nargs[cmd]; fs.NArg() != n {
+		return fmt.Errorf("want %d argument(s) after %s, got %d (see roomcast help)", n, cmd, fs.NArg())
+	}
+	lk := config.LiveKit{APIKey: *key, APISecret: *secret}
+	if cmd == "token" {
+		t, err := httpapi.Token(lk, *tokenRoom, 6*time.Hour)
+		if err == nil {
+			fmt.Println(t)
+		}
+		return err
+	}
+	if *token == "" {
+		t, err := httpapi.Token(lk, *tokenRoom, 10*time.Minute)
+		if err != nil {
+			return fmt.Errorf("sign a token: %w", err)
+		}
+		*token = t
+	}
+	c := &httpapi.Client{BaseURL: *api, Token: *token}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	var outputs []bridge.OutputRequest
+	for _, u := range urls {
+		outputs = append(outputs, bridge.OutputRequest{URL: u})
+	}
+	for _, d := range dests {
+		outputs = append(outputs, bridge.OutputRequest{Destination: d})
+	}
 	var out any
 	var err error
-	switch cmd {
+	switch a := fs.Args(); cmd {
 	case "start":
-		for _, u := range outs {
-			req.Outputs = append(req.Outputs, bridge.OutputRequest{URL: u})
-		}
+		req.Outputs = outputs
 		out, err = c.Start(ctx, req, !noWait)
 	case "list":
 		out, err = c.List(ctx)
-	case "get", "stop":
-		if fs.NArg() != 1 {
-			return errors.New("want exactly one broadcast id")
+	case "get":
+		out, err = c.Get(ctx, a[0])
+	case "stop":
+		out, err = c.Stop(ctx, a[0])
+	case "metadata":
+		mr := httpapi.MetadataRequest{Handler: a[1]}
+		if err := json.Unmarshal([]byte(a[2]), &mr.Data); err != nil {
+			return fmt.Errorf("metadata JSON: %w", err)
 		}
-		if cmd == "get" {
-			out, err = c.Get(ctx, fs.Arg(0))
-		} else {
-			out, err = c.Stop(ctx, fs.Arg(0))
+		out, err = c.Metadata(ctx, a[0], mr)
+	case "add-output":
+		if len(outputs) != 1 {
+			return errors.New("add-output takes exactly one --url or --destination")
 		}
+		out, err = c.AddOutput(ctx, a[0], outputs[0])
+	case "remove-output":
+		out, err = c.RemoveOutput(ctx, a[0], a[1])
+	case "server":
+		out, err = c.Server(ctx)
+	case "health":
+		out, err = c.Health(ctx)
 	}
 	if err != nil {
 		return err

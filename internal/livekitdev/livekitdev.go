@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -56,13 +57,16 @@ type Options struct {
 	// Zero picks a free one.
 	Port    int
 	UDPPort int
+	// WebhookURLs receive the server's webhooks, signed with the dev keys.
+	WebhookURLs []string
 }
 
 // Server is a running livekit-server.
 type Server struct {
-	port    int
-	udpPort int
-	dir     string
+	port     int
+	udpPort  int
+	webhooks []string
+	dir      string
 	rmDir   bool
 	logPath string
 
@@ -96,7 +100,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 var errPortInUse = errors.New("port already in use")
 
 func start(ctx context.Context, bin string, opts Options) (*Server, error) {
-	s := &Server{port: opts.Port, udpPort: opts.UDPPort, dir: opts.Dir}
+	s := &Server{port: opts.Port, udpPort: opts.UDPPort, webhooks: opts.WebhookURLs, dir: opts.Dir}
 	var err error
 	if s.port == 0 {
 		if s.port, err = freeTCPPort(); err != nil {
@@ -162,7 +166,11 @@ func (s *Server) launch(bin string, extraLog io.Writer) error {
 // config is loopback only: bind_addresses alone still lets the RTC side
 // gather candidates on every interface, hence node_ip and interfaces.
 func (s *Server) config() string {
-	return fmt.Sprintf(`port: %d
+	webhook := ""
+	if len(s.webhooks) > 0 {
+		webhook = fmt.Sprintf("webhook:\n  api_key: %s\n  urls: [%s]\n", APIKey, strings.Join(s.webhooks, ", "))
+	}
+	return webhook + fmt.Sprintf(`port: %d
 bind_addresses: [127.0.0.1]
 rtc:
   udp_port: %d

@@ -49,6 +49,7 @@ type Publisher struct {
 	videoSID string
 	audioSID string
 	plis     atomic.Int64
+	inbox    *Inbox // data messages the room sent this participant
 
 	closeOnce sync.Once
 }
@@ -64,9 +65,9 @@ func Publish(ctx context.Context, src *Source, url, token string) (*Publisher, e
 		timeout = time.Until(dl)
 	}
 	sdkLog := lklog.New(src.log, slog.LevelWarn)
-	p := &Publisher{src: src, log: src.log}
+	p := &Publisher{src: src, log: src.log, inbox: NewInbox()}
 
-	room, err := lksdk.ConnectToRoomWithToken(url, token, lksdk.NewRoomCallback(),
+	room, err := lksdk.ConnectToRoomWithToken(url, token, p.inbox.Callback(),
 		lksdk.WithAutoSubscribe(false),
 		lksdk.WithConnectTimeout(timeout),
 		lksdk.WithLogger(sdkLog))
