@@ -43,22 +43,34 @@ type Info struct {
 
 // OutputInfo is one destination; URL has its stream key redacted.
 type OutputInfo struct {
-	ID    string `json:"id"`
-	URL   string `json:"url"`
-	State string `json:"state"`
-	Bytes uint64 `json:"bytesSent"`
-	Error string `json:"error,omitempty"`
+	ID            string `json:"id"`
+	URL           string `json:"url"`
+	State         string `json:"state"`
+	Bytes         uint64 `json:"bytesSent"`
+	Frames        uint64 `json:"framesSent"`
+	Keyframes     uint64 `json:"keyframesSent"`
+	DroppedFrames uint64 `json:"droppedFrames"`
+	Reconnects    int    `json:"reconnects"`
+	Error         string `json:"error,omitempty"`
 }
 
-// Stats are the media counters of a running or ended broadcast.
+// Stats are the media counters of a running or ended broadcast. Rates
+// are measured over the last two seconds.
 type Stats struct {
-	VideoCodec  string `json:"videoCodec,omitempty"`
-	AudioCodec  string `json:"audioCodec,omitempty"`
-	Passthrough bool   `json:"passthrough"`
-	VideoFrames uint64 `json:"videoFrames"`
-	AudioFrames uint64 `json:"audioFrames"`
-	Keyframes   uint64 `json:"keyframes"`
-	Bytes       uint64 `json:"bytes"`
+	VideoCodec    string  `json:"videoCodec,omitempty"`
+	AudioCodec    string  `json:"audioCodec,omitempty"`
+	Passthrough   bool    `json:"passthrough"`
+	Width         int     `json:"width,omitempty"`
+	Height        int     `json:"height,omitempty"`
+	FrameRate     float64 `json:"frameRate"`
+	VideoBitrate  int64   `json:"videoBitrate"` // bits per second
+	AudioBitrate  int64   `json:"audioBitrate"`
+	VideoFrames   uint64  `json:"videoFrames"`
+	AudioFrames   uint64  `json:"audioFrames"`
+	Keyframes     uint64  `json:"keyframes"`
+	DroppedFrames uint64  `json:"droppedFrames"` // summed over outputs
+	Bytes         uint64  `json:"bytes"`         // FLV bytes out of the muxer
+	UptimeSeconds float64 `json:"uptimeSeconds"` // since the broadcast went live
 }
 
 // broadcast is one participant going out to its destinations. Its run
@@ -238,8 +250,17 @@ func (b *broadcast) snapshot() (Info, []State, <-chan struct{}) {
 		Keyframes:   st.Keyframes,
 		Bytes:       st.Bytes,
 	}
+	if !b.liveAt.IsZero() {
+		end := time.Now()
+		if !b.endedAt.IsZero() {
+			end = b.endedAt
+		}
+		in.Stats.UptimeSeconds = end.Sub(b.liveAt).Seconds()
+	}
 	for _, o := range st.Outputs {
-		in.Outputs = append(in.Outputs, OutputInfo{ID: o.ID, URL: o.URL, State: string(o.State), Bytes: o.Bytes, Error: o.Error})
+		in.Stats.DroppedFrames += o.Dropped
+		in.Outputs = append(in.Outputs, OutputInfo{ID: o.ID, URL: o.URL, State: string(o.State), Bytes: o.Bytes,
+			Frames: o.Frames, Keyframes: o.Keyframes, DroppedFrames: o.Dropped, Error: o.Error})
 	}
 	return in, history, b.changed
 }

@@ -38,29 +38,43 @@ var Version = "dev"
 func New(cfg config.Config, m *bridge.Manager, ctl *bridge.Control, log *slog.Logger) http.Handler {
 	s := &server{cfg: cfg, m: m, ctl: ctl, log: log, started: time.Now(), metrics: newMetrics(m)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/broadcasts", s.start)
-	mux.HandleFunc("GET /v1/broadcasts", s.list)
-	mux.HandleFunc("GET /v1/broadcasts/{id}", s.get)
-	mux.HandleFunc("DELETE /v1/broadcasts/{id}", s.stop)
-	mux.HandleFunc("POST /v1/broadcasts/{id}/metadata", s.metadata)
-	mux.HandleFunc("POST /v1/broadcasts/{id}/outputs", s.addOutput)
-	mux.HandleFunc("DELETE /v1/broadcasts/{id}/outputs/{output}", s.removeOutput)
-	mux.HandleFunc("GET /v1/server", s.server)
-	mux.HandleFunc("POST /v1/webhooks/livekit", s.webhook)
-	mux.HandleFunc("GET /v1/openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = w.Write(OpenAPI)
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", s.metrics.handler())
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, rt.h)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorBody{Error: &bridge.Error{Code: bridge.CodeInvalidRequest, Name: "not_found",
 			Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}})
 	})
 	return mux
+}
+
+// route is one documented endpoint; openapi.yaml lists the same set.
+type route struct {
+	pattern string // "METHOD /path/{param}"
+	h       http.Handler
+}
+
+func (s *server) routes() []route {
+	return []route{
+		{"POST /v1/broadcasts", http.HandlerFunc(s.start)},
+		{"GET /v1/broadcasts", http.HandlerFunc(s.list)},
+		{"GET /v1/broadcasts/{id}", http.HandlerFunc(s.get)},
+		{"DELETE /v1/broadcasts/{id}", http.HandlerFunc(s.stop)},
+		{"POST /v1/broadcasts/{id}/metadata", http.HandlerFunc(s.metadata)},
+		{"POST /v1/broadcasts/{id}/outputs", http.HandlerFunc(s.addOutput)},
+		{"DELETE /v1/broadcasts/{id}/outputs/{outputId}", http.HandlerFunc(s.removeOutput)},
+		{"GET /v1/server", http.HandlerFunc(s.server)},
+		{"POST /v1/webhooks/livekit", http.HandlerFunc(s.webhook)},
+		{"GET /v1/openapi.yaml", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/yaml")
+			_, _ = w.Write(OpenAPI)
+		})},
+		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{"GET /readyz", http.HandlerFunc(s.ready)},
+		{"GET /metrics", s.metrics.handler()},
+	}
 }
 
 type server struct {
@@ -244,7 +258,7 @@ func (s *server) removeOutput(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	in, err = s.m.RemoveOutput(in.ID, r.PathValue("output"))
+	in, err = s.m.RemoveOutput(in.ID, r.PathValue("outputId"))
 	if err != nil {
 		writeError(w, err)
 		return

@@ -48,6 +48,10 @@ func (c *Client) Join(ctx context.Context, room string, ev bridge.RoomEvents) (b
 		msg := bridge.DataMessage{Sender: params.SenderIdentity, Topic: user.Topic, Payload: user.Payload}
 		if params.Sender != nil {
 			msg.Attributes = params.Sender.Attributes()
+		} else {
+			// A packet can come before the news that its sender joined;
+			// authorization by attribute needs them, so ask the server.
+			msg.Attributes = c.attributes(room, params.SenderIdentity)
 		}
 		ev.OnData(msg)
 	}
@@ -80,3 +84,15 @@ func (c *conn) SetAttributes(attrs map[string]string) {
 }
 
 func (c *conn) Leave() { c.room.Disconnect() }
+
+// attributes asks the server for a participant's attributes.
+func (c *Client) attributes(room, identity string) map[string]string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p, err := c.rooms.GetParticipant(ctx, &lkproto.RoomParticipantIdentity{Room: room, Identity: identity})
+	if err != nil {
+		c.log.Debug("attributes of a data sender unknown", "room", room, "identity", identity, "err", err)
+		return nil
+	}
+	return p.GetAttributes()
+}
