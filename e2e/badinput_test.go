@@ -136,10 +136,13 @@ func TestBadRequestsRejectedBeforeConnecting(t *testing.T) {
 		{"unknown field", `{"room":"r","identity":"a","outputs":[],"colour":"red"}`,
 			400, bridge.CodeInvalidRequest, []string{`unknown field "colour"`}},
 		{"wrong type", `{"room":5}`, 400, bridge.CodeInvalidRequest, []string{`"room"`, "string"}},
-		{"oversize", `{"room":"` + strings.Repeat("x", 70<<10) + `"}`, 400, bridge.CodeInvalidRequest, []string{"larger than"}},
+		{"oversize", `{"room":"` + strings.Repeat("x", 70<<10) + `"}`, 413, bridge.CodeMessageTooLarge, []string{"larger than"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := http.Post(rc.addr+"/v1/broadcasts", "application/json", strings.NewReader(tc.body))
+			req, _ := http.NewRequest(http.MethodPost, rc.addr+"/v1/broadcasts", strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+rc.Token)
+			res, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,10 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -341,5 +346,92 @@ func TestRoomBadInput(t *testing.T) {
 	}
 	if _, err := sess.Wait(ctx, func(snap *rtmptest.Snapshot) bool { return len(snap.Video()) > framesBefore+30 }); err != nil {
 		t.Errorf("media stopped after bad input: %v", err)
+	}
+}
+
+// syncBuffer collects roomcast's logs from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestStreamKeysNowhere captures everything roomcast says (debug logs,
+// room status and attributes, API answers and errors, metrics) through
+// broadcasts to a named destination, a raw URL and a refused destination,
+// and searches it for the stream keys.
+func TestStreamKeysNowhere(t *testing.T) {
+	keys := []string{"key-destination-1234", "key-rawurl-5678", "key-refused-9012"}
+	var logs syncBuffer
+	ln := listen(t)
+	lk := startLiveKitWith(t, livekitdev.Options{WebhookURLs: []string{"http://" + ln.Addr().String() + "/v1/webhooks/livekit"}})
+	recv, err := rtmptest.NewReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv.Close()
+	refused := listen(t) // a port where nothing answers RTMP
+	refusedURL := "rtmp://" + refused.Addr().String() + "/live/" + keys[2]
+	refused.Close()
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rc := startRoomcastOn(t, ln, lk, func(c *config.Config) {
+		c.Room.AutoJoin = "*"
+		c.Room.AllowedURLs = []string{"rtmp://127.0.0.1:*/live"}
+		c.Destinations = map[string]config.Destination{"rec": {URL: recv.URL("live", keys[0])}}
+	}, log)
+	pub := publish(t, lk, "studio", "alice", testpattern.SourceOptions{Width: 320, Height: 240, BitrateKbps: 300})
+	alice := pub.pub.Member()
+	waitPresent(t, alice, "roomcast")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var said []string // everything roomcast answered
+	note := func(v any) {
+		b, _ := json.Marshal(v)
+		said = append(said, string(b))
+	}
+	send(t, alice, `{"type":"start","requestId":"k1","outputs":[{"destination":"rec"},{"url":"`+recv.URL("live", keys[1])+`"}]}`)
+	id := answer(t, alice, "k1").BroadcastID
+	waitStatus(t, alice, id, "broadcasting", func(st bridge.Status) bool { return st.Broadcast.State == bridge.StateBroadcasting })
+	in, err := rc.Get(ctx, id)
+	note(in)
+	note(err)
+	if _, err := rc.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, alice, id, "stopped", func(st bridge.Status) bool { return st.Broadcast.State == bridge.StateStopped })
+	_, err = rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: "alice", Outputs: []bridge.OutputRequest{{URL: refusedURL}}}, true)
+	note(err)
+	note(rc.svc.Manager.List())
+	res, err := http.Get(rc.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+
+	for _, d := range alice.Inbox().Messages() {
+		said = append(said, string(d.Payload))
+	}
+	said = append(said, fmt.Sprint(alice.Attributes("roomcast")), string(metrics))
+	everything := logs.String() + strings.Join(said, "\n")
+	if !strings.Contains(everything, "/live/****") || !strings.Contains(everything, "destination_failed") {
+		t.Fatalf("the capture lacks redacted URLs or the refused destination's error; it proves nothing:\n%s", everything)
+	}
+	for _, key := range keys {
+		if i := strings.Index(everything, key); i >= 0 {
+			t.Errorf("stream key %q appears: ...%s...", key, everything[max(0, i-200):min(len(everything), i+50)])
+		}
 	}
 }

@@ -57,18 +57,6 @@ func (s *server) token(r *http.Request) (scope, error) {
 	return scope{all: grants.Video.Room == "", room: grants.Video.Room}, nil
 }
 
-// authorize checks the token may act on room.
-func (s *server) authorize(r *http.Request, room string) error {
-	sc, err := s.token(r)
-	if err != nil {
-		return err
-	}
-	if !sc.allows(room) {
-		return sc.forbidden(room)
-	}
-	return nil
-}
-
 // keyProvider verifies webhooks with the configured key pair.
 type keyProvider struct{ cfg config.LiveKit }
 

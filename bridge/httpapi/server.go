@@ -125,13 +125,18 @@ type ServerStats struct {
 }
 
 func (s *server) start(w http.ResponseWriter, r *http.Request) {
+	scope, err := s.token(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	var req bridge.StartRequest
 	if err := decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	if err := s.authorize(r, req.Room); err != nil {
-		writeError(w, err)
+	if !scope.allows(req.Room) {
+		writeError(w, scope.forbidden(req.Room))
 		return
 	}
 	in, err := s.m.Start(req)
