@@ -108,3 +108,27 @@ func writeFile(t *testing.T, content string) string {
 	}
 	return path
 }
+
+func TestDestinations(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "yt")
+	if err := os.WriteFile(secret, []byte("rtmps://a.rtmps.youtube.com/live2/filekey\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, "destinations:\n  YouTube:\n    url_file: "+secret+"\n  twitch:\n    url: \"\"\n")
+	t.Setenv("ROOMCAST_DESTINATIONS_TWITCH_URL", "rtmp://live.twitch.tv/app/envkey")
+	c, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"youtube": "rtmps://a.rtmps.youtube.com/live2/filekey", "twitch": "rtmp://live.twitch.tv/app/envkey"} {
+		loc, err := c.Destinations[name].Location()
+		if err != nil || loc != want {
+			t.Errorf("destination %s = %q (%v), want %q", name, loc, err, want)
+		}
+	}
+
+	_, err = Load(writeFile(t, "destinations:\n  bad:\n    url: http://host/app/leakykey\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "destinations.bad.url") || strings.Contains(err.Error(), "leakykey") {
+		t.Errorf("bad destination: %v, want an error naming the key without the stream key", err)
+	}
+}
