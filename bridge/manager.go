@@ -93,9 +93,8 @@ func (m *Manager) observe(fn func(Info)) {
 // signalling. Use Wait to follow it.
 func (m *Manager) Start(req StartRequest) (Info, error) {
 	if m.hook != nil {
-		// Decoding over the request merges: objects keep the fields the
-		// hook does not name, everything else is replaced.
-		if err := json.Unmarshal(m.hook, &req); err != nil {
+		var err error
+		if req, err = applyHook(req, m.hook); err != nil {
 			return Info{}, newError(CodeInternal, "hooks.start: %v", err)
 		}
 	}
@@ -436,4 +435,41 @@ func (m *Manager) activeIn(room string) int {
 		}
 	}
 	return n
+}
+
+// applyHook merges patch over req as a JSON merge patch (RFC 7386):
+// objects merge key by key, null removes, anything else replaces.
+func applyHook(req StartRequest, patch []byte) (StartRequest, error) {
+	var doc, p map[string]any
+	b, err := json.Marshal(req)
+	if err != nil {
+		return req, err
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return req, err
+	}
+	if err := json.Unmarshal(patch, &p); err != nil {
+		return req, err
+	}
+	mergePatch(doc, p)
+	if b, err = json.Marshal(doc); err != nil {
+		return req, err
+	}
+	var out StartRequest
+	return out, DecodeJSON(bytes.NewReader(b), int64(len(b)), &out)
+}
+
+func mergePatch(dst, patch map[string]any) {
+	for k, v := range patch {
+		sub, isObj := v.(map[string]any)
+		cur, curObj := dst[k].(map[string]any)
+		switch {
+		case v == nil:
+			delete(dst, k)
+		case isObj && curObj:
+			mergePatch(cur, sub)
+		default:
+			dst[k] = v
+		}
+	}
 }

@@ -113,15 +113,23 @@ func TestAPI(t *testing.T) {
 	defer recv.Close()
 	rc := startRoomcast(t, lk, func(c *config.Config) {
 		c.Destinations = map[string]config.Destination{"rec": {URL: recv.URL("live", "apikey-1")}}
+		// The operator's hook sends every broadcast to "rec", whatever
+		// the caller asked for.
+		c.Hooks.Start = `{"outputs":[{"destination":"rec"}]}`
 	})
 	check := newConformance(t)
 	rc.HTTP = &http.Client{Transport: check}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	in, err := rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: "alice", Outputs: []bridge.OutputRequest{{Destination: "rec"}}}, true)
+	in, err := rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: "alice", Outputs: []bridge.OutputRequest{{URL: "rtmp://127.0.0.1:1/live/refused"}}}, true)
 	if err != nil || in.State != bridge.StateBroadcasting {
 		t.Fatalf("start: %+v, %v", in, err)
+	}
+	if sess, err := recv.WaitSession(ctx); err != nil {
+		t.Errorf("the hook's destination got no session: %v", err)
+	} else if snap, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool { return s.StreamName != "" }); err != nil || snap.StreamName != "apikey-1" {
+		t.Errorf("the hook's destination got stream %q (%v)", snap.StreamName, err)
 	}
 	if list, err := rc.List(ctx); err != nil || len(list) != 1 {
 		t.Errorf("list: %d broadcasts, %v", len(list), err)
@@ -139,8 +147,8 @@ func TestAPI(t *testing.T) {
 	if _, err := rc.Get(ctx, "bc_nosuch"); !isCode(err, bridge.CodeBroadcastNotFound) {
 		t.Errorf("get of an unknown id: %v", err)
 	}
-	if _, err := rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: "alice", Outputs: []bridge.OutputRequest{{Destination: "nope"}}}, false); !isCode(err, bridge.CodeUnknownDest) {
-		t.Errorf("start with an unknown destination: %v", err)
+	if _, err := rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: "alice", Outputs: []bridge.OutputRequest{{Destination: "rec"}}}, false); !isCode(err, bridge.CodeBroadcastExists) {
+		t.Errorf("second start for alice: %v, want broadcast_exists", err)
 	}
 	for _, path := range []string{"/metrics", "/v1/openapi.yaml"} {
 		res, err := rc.HTTP.Get(rc.addr + path)
@@ -158,7 +166,7 @@ func TestAPI(t *testing.T) {
 	if err != nil || stopped.State != bridge.StateStopped {
 		t.Errorf("stop: %+v, %v", stopped, err)
 	}
-	for _, want := range []string{"start 201", "list 200", "get 200", "get 404", "server 200", "stop 200", "healthz 200", "readyz 200", "metrics 200", "openapi 200"} {
+	for _, want := range []string{"start 201", "list 200", "get 200", "get 404", "start 409", "server 200", "stop 200", "healthz 200", "readyz 200", "metrics 200", "openapi 200"} {
 		if !check.seen[want] {
 			t.Errorf("no %s answer was checked against openapi.yaml", want)
 		}
