@@ -287,6 +287,13 @@ func TestRoomBadInput(t *testing.T) {
 	}
 	framesBefore := len(sess.Snapshot().Video())
 
+	// A second broadcast in the same room, from its own participant.
+	bob := publish(t, s.lk, "studio", "bob", testpattern.SourceOptions{Width: 320, Height: 240, BitrateKbps: 300}).pub.Member()
+	waitPresent(t, bob, "roomcast")
+	send(t, bob, `{"type":"start","requestId":"bob-go","outputs":[{"destination":"rec"}]}`)
+	bobID := answer(t, bob, "bob-go").BroadcastID
+	waitStatus(t, bob, bobID, "broadcasting", func(st bridge.Status) bool { return st.Broadcast.State == bridge.StateBroadcasting })
+
 	carol := s.member(t, "carol", nil)
 	waitPresent(t, carol, "roomcast")
 	for _, tc := range []struct {
@@ -339,10 +346,12 @@ func TestRoomBadInput(t *testing.T) {
 		t.Errorf("%d of %d burst messages rate-limited, want at least %d", limited, burst, burst-10)
 	}
 
-	// The broadcast went on through all of it.
-	in, err := s.rc.Get(ctx, id)
-	if err != nil || in.State != bridge.StateBroadcasting {
-		t.Fatalf("broadcast after bad input: %+v (%v)", in, err)
+	// The broadcasts went on through all of it.
+	for _, id := range []string{id, bobID} {
+		in, err := s.rc.Get(ctx, id)
+		if err != nil || in.State != bridge.StateBroadcasting {
+			t.Fatalf("broadcast after bad input: %+v (%v)", in, err)
+		}
 	}
 	if _, err := sess.Wait(ctx, func(snap *rtmptest.Snapshot) bool { return len(snap.Video()) > framesBefore+30 }); err != nil {
 		t.Errorf("media stopped after bad input: %v", err)
