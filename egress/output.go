@@ -225,7 +225,7 @@ func (o *output) run(ctx context.Context) {
 				o.end(o.failure(fmt.Errorf("gave up after %d failed reconnects: %w", failures, err)))
 				return
 			}
-			o.log.Warn("reconnect failed", "attempt", failures, "err", o.URL.Redact(err.Error()))
+			o.log.Warn("reconnect failed", "consecutive_failures", failures, "err", o.URL.Redact(err.Error()))
 			continue
 		}
 		sessions++
@@ -324,6 +324,9 @@ func (o *output) session(ctx context.Context, p *rtmpPublisher, reconnect bool) 
 		o.mu.Unlock()
 		for i, t := range batch {
 			if err := p.writeTag(t); err != nil {
+				if rerr := p.err(); rerr != nil {
+					err = fmt.Errorf("connection lost: %w", rerr) // says more than a write on a closed socket
+				}
 				o.mu.Lock()
 				for _, u := range batch[i:] {
 					if isUserData(u) {

@@ -701,6 +701,13 @@ func (s *Stream) sendMeta(ts uint32) {
 		}
 	}
 	if s.audio != nil {
+		// flvmux learns the AAC bitrate from TAG events, which are dropped
+		// (see dropTagEvents): roomcast knows it anyway. kb/s, as FLV has it.
+		for i, p := range merged {
+			if p.Key == "audiodatarate" && p.Value == 0.0 {
+				merged[i].Value = float64(s.opts.AudioBitrate) / 1000
+			}
+		}
 		add("audiosamplerate", float64(s.opts.AudioSampleRate))
 		add("audiosamplesize", 16.0)
 		add("stereo", true)
