@@ -402,7 +402,7 @@ func TestReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two refused attempts: waits of 300 ms, 300 ms, 600 ms.
+	// The drop and two refused attempts: waits of 300 ms, 600 ms, then 1 s.
 	s.backoff = backoff{min: 300 * time.Millisecond, max: time.Second, attempts: 6, stable: 10 * time.Second}
 	r := start(t, ctx, s)
 	first, err := recv.WaitSession(ctx)
@@ -463,6 +463,8 @@ func TestReconnect(t *testing.T) {
 	if wait := firstKey.Sub(second.Accepted); wait > 2*time.Second {
 		t.Errorf("first keyframe %v after the reconnect; the keyframe request did not work", wait)
 	}
+	t.Logf("drop to new session %v (two refused attempts between), new session to first keyframe %v",
+		second.Accepted.Sub(first.Snapshot().EndTime).Round(time.Millisecond), firstKey.Sub(second.Accepted).Round(time.Millisecond))
 	for _, sess := range []*rtmptest.Session{first, second} {
 		for _, m := range sess.Snapshot().DataNamed(HandlerCuePoint) {
 			if m.Values[1].(map[string]any)["name"] == "during-gap" {
