@@ -1,8 +1,10 @@
 package egress
 
 import (
+	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +128,46 @@ func TestValidateConnectInfo(t *testing.T) {
 		if !errors.Is(err, ErrInvalidMetadata) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ValidateConnectInfo(%v) = %v, want error containing %q", tc.info, err, tc.want)
 		}
+	}
+}
+
+// TestSendDataOutsideRun: before Run, messages wait (bounded) for the
+// first frame; after Run they are refused.
+func TestSendDataOutsideRun(t *testing.T) {
+	video, audio := testTracks(t)
+	s, err := New(Options{Outputs: []Output{{ID: "o", URL: mustURL(t, "rtmp://127.0.0.1:1/live/key")}}}, video, audio)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxPendingData {
+		ts, err := s.SendData(HandlerCuePoint, map[string]any{"name": "early"})
+		if err != nil || ts != 0 {
+			t.Fatalf("message %d before Run: %v, %v; want stamped 0", i, ts, err)
+		}
+	}
+	if _, err := s.SendData(HandlerCuePoint, map[string]any{"name": "one too many"}); err == nil || !strings.Contains(err.Error(), "64 messages already wait") {
+		t.Errorf("message past the bound: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_ = s.Run(ctx)
+	if _, err := s.SendData(HandlerCuePoint, map[string]any{"name": "late"}); err == nil || !strings.Contains(err.Error(), "the stream has ended") {
+		t.Errorf("message after Run: %v", err)
+	}
+}
+
+// TestBackoffDelays: the default policy's waits are what its comments
+// promise: 1 s, doubling to 10 s, 26 s in all before giving up.
+func TestBackoffDelays(t *testing.T) {
+	var waits []time.Duration
+	var total time.Duration
+	for f := range defaultBackoff.attempts {
+		d := defaultBackoff.delay(f)
+		waits = append(waits, d)
+		total += d
+	}
+	want := []time.Duration{time.Second, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second}
+	if !slices.Equal(waits, want) || total != 26*time.Second {
+		t.Errorf("waits %v (total %v), want %v (26s)", waits, total, want)
 	}
 }
