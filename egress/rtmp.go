@@ -210,9 +210,10 @@ func (p *rtmpPublisher) await(txn float64, what string) ([]any, error) {
 			if code == "NetStream.Publish.Start" {
 				return args, nil
 			}
-			if level == "error" || code != "" {
+			if level == "error" {
 				return nil, fmt.Errorf("rtmp publish refused: %s: %s", code, desc)
 			}
+			// Other statuses (e.g. NetStream.Publish.Reset) come before Start.
 		case id != txn || txn == 0:
 		case name == "_result":
 			return args, nil
