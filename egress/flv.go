@@ -19,7 +19,8 @@ const (
 	prevTagSizeLen = 4
 )
 
-// Tag is one FLV tag: the unit flvmux produces and rtmp2sink consumes.
+// Tag is one FLV tag: the unit flvmux produces and an output sends as one
+// RTMP message.
 type Tag struct {
 	Type      uint8
 	Timestamp uint32 // milliseconds
@@ -49,8 +50,8 @@ func (t Tag) IsMedia() bool {
 	return (t.Type == TagAudio || t.Type == TagVideo) && !t.IsSequenceHeader()
 }
 
-// AppendTo appends the encoded tag with its PreviousTagSize trailer:
-// rtmp2sink wants exactly one such tag per buffer.
+// AppendTo appends the encoded tag with its PreviousTagSize trailer, the
+// form tags take in an FLV file.
 func (t Tag) AppendTo(b []byte) []byte {
 	n := len(t.Data)
 	b = append(b, t.Type,

@@ -2,6 +2,7 @@ package egress
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,13 @@ type Options struct {
 	KeyframeInterval time.Duration // keyframe request cadence; default 2 s
 	AudioSampleRate  int           // AAC rate, 44100 or 48000; default 48000
 	AudioBitrate     int           // AAC bits per second; default 128000
+	// Metadata holds user keys for the stream's onMetaData, as JSON
+	// gives them; see ValidateData. Later SendData("onMetaData", ...)
+	// calls merge into it.
+	Metadata map[string]any
+	// MaxMetadataBytes bounds one encoded data message and the merged
+	// user metadata; default DefaultMaxMetadataBytes.
+	MaxMetadataBytes int
 	Logger           *slog.Logger
 	// OnChange, if set, is called after an output changes state. It runs
 	// on the stream's goroutines, so it must return quickly; read the new
@@ -44,7 +52,13 @@ type Stats struct {
 	Keyframes              uint64
 	Bytes                  uint64 // FLV bytes out of the muxer
 	LastKeyframe           time.Time
-	Outputs                []OutputStats
+	// Measured over the last rateWindow (2 s) of the muxer's output.
+	VideoBitrate int     // bits per second
+	AudioBitrate int     // bits per second
+	FrameRate    float64 // video frames per second
+	// Width and Height come from the muxer's onMetaData; 0 until known.
+	Width, Height int
+	Outputs       []OutputStats
 }
 
 // Stream muxes one set of tracks into FLV and sends it to its outputs.
@@ -53,12 +67,31 @@ type Stream struct {
 	opts         Options
 	video, audio Track
 	log          *slog.Logger
-	outputs      []*output // appended by Run under mu, then fixed
+	tlsConfig    *tls.Config // nil: the system roots; tests set their own
+	backoff      backoff
 
-	lastRequest time.Time // last keyframe request; owned by Run
+	lastRequest  time.Time     // last keyframe request; owned by Run
+	keyframeSoon chan struct{} // outputs' keyframe requests to Run
+	ops          chan outputOp // AddOutput and RemoveOutput to Run
+	loopDone     chan struct{} // closed when Run stops taking ops
 
-	mu    sync.Mutex
-	stats Stats
+	// Owned by the tag pump.
+	muxMeta  amfECMAArray   // the muxer's own onMetaData fields
+	userMeta map[string]any // the user keys the pump last merged
+
+	mu      sync.Mutex
+	running bool
+	outputs []*output // replaced, never changed in place
+	stats   Stats
+	video2s rateWindow
+	audio2s rateWindow
+	headers []Tag // merged onMetaData, AVC and AAC sequence headers
+
+	dataMu   sync.Mutex
+	pending  []pendingData  // SendData messages for the pump
+	lastTS   uint32         // newest media timestamp the pump has seen
+	dataMeta map[string]any // user metadata merged so far
+	ended    bool
 }
 
 // New checks the tracks and options; nothing connects until Run.
@@ -72,6 +105,9 @@ func New(opts Options, tracks ...Track) (*Stream, error) {
 	if opts.AudioBitrate == 0 {
 		opts.AudioBitrate = 128000
 	}
+	if opts.MaxMetadataBytes <= 0 {
+		opts.MaxMetadataBytes = DefaultMaxMetadataBytes
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -81,7 +117,37 @@ func New(opts Options, tracks ...Track) (*Stream, error) {
 	if len(opts.Outputs) == 0 {
 		return nil, errors.New("egress: no outputs")
 	}
-	s := &Stream{opts: opts, log: opts.Logger}
+	if opts.MaxMetadataBytes > maxTagBytes/2 {
+		return nil, fmt.Errorf("egress: MaxMetadataBytes %d exceeds the limit of %d (FLV tags hold 16 MiB)", opts.MaxMetadataBytes, maxTagBytes/2)
+	}
+	if len(opts.Outputs) > MaxOutputs {
+		return nil, fmt.Errorf("egress: %d outputs exceed the limit of %d", len(opts.Outputs), MaxOutputs)
+	}
+	seen := map[string]bool{}
+	for _, o := range opts.Outputs {
+		if err := checkOutput(o); err != nil {
+			return nil, err
+		}
+		if seen[o.ID] {
+			return nil, fmt.Errorf("egress: output id %q is used twice", o.ID)
+		}
+		seen[o.ID] = true
+	}
+	s := &Stream{
+		opts:         opts,
+		log:          opts.Logger,
+		backoff:      defaultBackoff,
+		keyframeSoon: make(chan struct{}, 1),
+		ops:          make(chan outputOp),
+		loopDone:     make(chan struct{}),
+	}
+	if opts.Metadata != nil {
+		_, meta, err := prepareData(HandlerMetaData, opts.Metadata, 0, opts.MaxMetadataBytes)
+		if err != nil {
+			return nil, err
+		}
+		s.dataMeta = meta
+	}
 	for _, t := range tracks {
 		c := t.Codec()
 		switch {
@@ -109,23 +175,28 @@ func New(opts Options, tracks ...Track) (*Stream, error) {
 // goroutine it started before it returns.
 func (s *Stream) Run(ctx context.Context) error {
 	defer s.closeTracks()
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("egress: Run called twice")
+	}
+	s.running = true
+	s.mu.Unlock()
+	defer close(s.loopDone)
+	defer func() {
+		s.dataMu.Lock()
+		s.ended = true
+		s.dataMu.Unlock()
+	}()
+	s.dataMu.Lock()
+	s.userMeta = s.dataMeta // SendData may have merged keys before Run
+	s.dataMu.Unlock()
 
 	main, err := newPipeline(s.description())
 	if err != nil {
 		return fmt.Errorf("egress: %w", err)
 	}
 	defer releasePipeline(main)
-
-	for _, o := range s.opts.Outputs {
-		out, err := newOutput(o, s.video != nil, s.opts.OnChange)
-		if err != nil {
-			return fmt.Errorf("egress: %w", err)
-		}
-		defer releasePipeline(out.pipe)
-		s.mu.Lock() // Stats reads the list from other goroutines
-		s.outputs = append(s.outputs, out)
-		s.mu.Unlock()
-	}
 
 	sink, err := main.GetElementByName(tagSinkName)
 	if err != nil {
@@ -135,29 +206,48 @@ func (s *Stream) Run(ctx context.Context) error {
 		return fmt.Errorf("egress: %w", err)
 	}
 
-	// Every goroutine below ends before Run returns: the bus watchers when
+	// Every goroutine below ends before Run returns: the bus watcher when
 	// done closes, the readers when their track is closed, the pump at EOS
-	// or when the main pipeline goes to NULL.
+	// or when the main pipeline goes to NULL, the outputs when stopped or
+	// when outCtx ends.
 	done := make(chan struct{})
 	events := make(chan busEvent)
+	outEnded := make(chan *output)
+	outCtx, cancelOutputs := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() {
 		close(done)
 		s.closeTracks()
 		_ = main.SetState(gst.StateNull) // unblocks the pump if EOS never came
+		cancelOutputs()
 		wg.Wait()
 	}()
-	goWatch := func(p *gst.Pipeline, name string) {
+	startOutput := func(o *output) {
+		ctx, cancel := context.WithCancel(outCtx)
+		o.cancel = cancel
 		wg.Add(1)
-		go func() { defer wg.Done(); watchBus(p, name, events, done) }()
+		go func() {
+			defer wg.Done()
+			o.run(ctx)
+			cancel()
+			select {
+			case outEnded <- o:
+			case <-done:
+			}
+		}()
 	}
-	goWatch(main, "main")
-	for _, o := range s.outputs {
-		goWatch(o.pipe, o.ID)
-		if err := o.pipe.SetState(gst.StatePlaying); err != nil {
-			return fmt.Errorf("egress: %w", o.failure(err))
+	for _, oo := range s.opts.Outputs {
+		o, err := newOutput(oo, s)
+		if err != nil {
+			return fmt.Errorf("egress: %w", err)
 		}
+		s.mu.Lock() // Stats reads the list from other goroutines
+		s.outputs = append(s.outputs, o)
+		s.mu.Unlock()
+		startOutput(o)
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); watchBus(main, "main", events, done) }()
 	if err := main.SetState(gst.StatePlaying); err != nil {
 		return fmt.Errorf("egress: start pipeline: %w", err)
 	}
@@ -197,24 +287,27 @@ func (s *Stream) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.closeTracks() // the readers end their appsrcs: the muxer drains
-			return s.finish(pumpDone, events, nil)
+			return s.finish(pumpDone, nil)
 		case <-pumpDone:
-			return s.finish(pumpDone, events, ErrTracksEnded)
+			return s.finish(pumpDone, ErrTracksEnded)
 		case <-keyframeCheck:
 			s.requestKeyframeIfDue()
-		case ev := <-events:
-			if ev.source == "main" {
-				if ev.err != nil {
-					return fmt.Errorf("egress: %w", ev.err)
-				}
-				continue // EOS: the pump is about to finish
+		case <-s.keyframeSoon:
+			if s.video != nil && time.Since(s.lastRequest) >= keyframeRetry {
+				s.lastRequest = time.Now()
+				s.video.RequestKeyframe()
 			}
-			if ev.err == nil {
-				continue // an output's EOS only matters in finish
-			}
-			if err := s.outputFailed(ev); err != nil {
+		case op := <-s.ops:
+			op.reply <- s.apply(op, startOutput)
+		case o := <-outEnded:
+			if err := s.outputEnded(o); err != nil {
 				return err
 			}
+		case ev := <-events:
+			if ev.err != nil {
+				return fmt.Errorf("egress: %w", ev.err)
+			}
+			// EOS: the pump is about to finish
 		}
 	}
 }
@@ -247,71 +340,46 @@ func (s *Stream) requestKeyframeIfDue() {
 	s.video.RequestKeyframe()
 }
 
+// requestKeyframeSoon asks Run for a keyframe now, for an output whose
+// new session waits for one. It never blocks.
+func (s *Stream) requestKeyframeSoon() {
+	select {
+	case s.keyframeSoon <- struct{}{}:
+	default: // one request pending is enough
+	}
+}
+
+// drainTimeout bounds a stop when a branch cannot reach EOS, e.g. the
+// muxer still waits for a first frame that will never come, or when a
+// destination does not take the last tags.
+const drainTimeout = 5 * time.Second
+
 // finish waits for the muxer to drain (the pump has sent every tag), then
-// ends each output's RTMP session cleanly (EOS makes rtmp2sink send
-// FCUnpublish and deleteStream) and returns result.
-func (s *Stream) finish(pumpDone <-chan struct{}, events <-chan busEvent, result error) error {
-	// drainTimeout bounds a stop when a branch cannot reach EOS, e.g. the
-	// muxer still waits for a first frame that will never come.
-	const drainTimeout = 5 * time.Second
+// has each output send what it holds and end its session cleanly
+// (FCUnpublish, deleteStream), and returns result.
+func (s *Stream) finish(pumpDone <-chan struct{}, result error) error {
 	deadline := time.NewTimer(drainTimeout)
 	defer deadline.Stop()
-
 	select {
 	case <-pumpDone:
 	case <-deadline.C:
 		s.log.Warn("muxer did not drain in time; stopping anyway", "timeout", drainTimeout)
 	}
-
-	waiting := map[string]*output{}
-	for _, o := range s.outputs {
-		if o.state() != OutputFailed {
-			o.src.EndStream()
-			waiting[o.ID] = o
-		}
+	outputs := s.outputList()
+	for _, o := range outputs {
+		o.stop()
 	}
-	for len(waiting) > 0 {
+	for _, o := range outputs {
 		select {
-		case ev := <-events:
-			o, ok := waiting[ev.source]
-			if !ok {
-				continue
-			}
-			if ev.err != nil {
-				o.end(o.failure(ev.err))
-			} else {
-				o.end(nil)
-			}
-			delete(waiting, ev.source)
+		case <-o.done:
 		case <-deadline.C:
-			for _, o := range waiting {
-				o.end(nil)
+			for _, o := range outputs {
+				o.cancel()
 			}
 			return result
 		}
 	}
 	return result
-}
-
-// outputFailed records a failed output and returns an error once no output
-// is left: a stream that reaches no destination has failed.
-func (s *Stream) outputFailed(ev busEvent) error {
-	for _, o := range s.outputs {
-		if o.ID == ev.source {
-			oe := o.failure(ev.err)
-			o.end(oe)
-			s.log.Warn("destination failed", "output", o.ID, "url", o.URL.String(), "err", oe.Err)
-		}
-	}
-	var errs []error
-	for _, o := range s.outputs {
-		oe := o.failed()
-		if oe == nil {
-			return nil
-		}
-		errs = append(errs, oe)
-	}
-	return fmt.Errorf("egress: every destination failed: %w", errors.Join(errs...))
 }
 
 func (s *Stream) closeTracks() {
@@ -322,54 +390,8 @@ func (s *Stream) closeTracks() {
 	}
 }
 
-// pump reads the muxer's FLV, keeps the header tags every new output
-// session needs, and hands each tag to every output. It returns at EOS or
-// when the pipeline stops.
-func (s *Stream) pump(sink *app.Sink) {
-	var split tagSplitter
-	var meta, videoHeader, audioHeader Tag
-	var headers []Tag
-	for {
-		sample := sink.PullSample()
-		if sample == nil {
-			return
-		}
-		buf := sample.GetBuffer()
-		data := buf.Bytes() // a copy
-		release(buf)
-		release(sample)
-
-		err := split.write(data, func(t Tag) {
-			if t.Type == TagScript || t.IsSequenceHeader() {
-				t.Data = append([]byte(nil), t.Data...) // outlives this call
-				switch {
-				case t.Type == TagScript:
-					meta = t
-				case t.Type == TagVideo:
-					videoHeader = t
-				default:
-					audioHeader = t
-				}
-				headers = headers[:0]
-				for _, h := range []Tag{meta, videoHeader, audioHeader} {
-					if h.Data != nil {
-						headers = append(headers, h)
-					}
-				}
-			}
-			for _, o := range s.outputs {
-				o.write(t, headers)
-			}
-			s.count(t)
-		})
-		if err != nil {
-			s.log.Error("muxer output is not FLV", "err", err)
-			return
-		}
-	}
-}
-
 func (s *Stream) count(t Tag) {
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.Bytes += uint64(tagHeaderLen + len(t.Data) + prevTagSizeLen)
@@ -377,47 +399,33 @@ func (s *Stream) count(t Tag) {
 	case !t.IsMedia():
 	case t.Type == TagAudio:
 		s.stats.AudioFrames++
-	case t.IsKeyframe():
-		s.stats.LastKeyframe = time.Now()
-		s.stats.Keyframes++
-		s.stats.VideoFrames++
+		s.audio2s.add(now, len(t.Data))
 	default:
+		if t.IsKeyframe() {
+			s.stats.LastKeyframe = now
+			s.stats.Keyframes++
+		}
 		s.stats.VideoFrames++
+		s.video2s.add(now, len(t.Data))
 	}
 }
 
 // Stats returns a snapshot of the stream and its outputs.
 func (s *Stream) Stats() Stats {
+	now := time.Now()
 	s.mu.Lock()
 	st := s.stats
 	outputs := s.outputs
+	var frames int
+	st.VideoBitrate, frames = s.video2s.rate(now)
+	st.AudioBitrate, _ = s.audio2s.rate(now)
+	if span := s.video2s.span(now); span > 0 {
+		st.FrameRate = float64(frames) / span.Seconds()
+	}
 	s.mu.Unlock()
 	st.Outputs = make([]OutputStats, 0, len(outputs))
 	for _, o := range outputs {
 		st.Outputs = append(st.Outputs, o.snapshot())
 	}
 	return st
-}
-
-// dropTagEvents stops TAG events at the muxer's inputs: flvmux 1.22 with
-// streamable=true re-sends onMetaData for each one (about 20 in the first
-// 5 s), and roomcast owns the stream's metadata.
-func dropTagEvents(p *gst.Pipeline) error {
-	mux, err := p.GetElementByName(muxName)
-	if err != nil {
-		return err
-	}
-	pads, err := mux.GetSinkPads()
-	if err != nil {
-		return err
-	}
-	for _, pad := range pads {
-		pad.AddProbe(gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
-			if ev := info.GetEvent(); ev != nil && ev.Type() == gst.EventTypeTag {
-				return gst.PadProbeDrop
-			}
-			return gst.PadProbeOK
-		})
-	}
-	return nil
 }

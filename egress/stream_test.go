@@ -25,6 +25,12 @@ func TestNewRejects(t *testing.T) {
 		{"no tracks", Options{Outputs: out}, nil, "no tracks"},
 		{"vp8 not yet", Options{Outputs: out}, []Track{vp8, opus}, "video track video/VP8: unsupported codec"},
 		{"two audio", Options{Outputs: out}, []Track{opus, opus}, "unsupported codec"},
+		{"same id twice", Options{Outputs: append(out, out[0])}, []Track{opus}, `output id "o1" is used twice`},
+		{"no id", Options{Outputs: []Output{{URL: out[0].URL}}}, []Track{opus}, "output without an id"},
+		{"no URL", Options{Outputs: []Output{{ID: "o"}}}, []Track{opus}, "output o: invalid RTMP URL: no URL"},
+		{"nested connect info", Options{Outputs: []Output{{ID: "o", URL: out[0].URL, ConnectInfo: map[string]any{"a": []any{}}}}}, []Track{opus}, "connectInfo.a: want a string"},
+		{"bad metadata", Options{Outputs: out, Metadata: map[string]any{"width": 1.0}}, []Track{opus}, "data.width: set by the stream"},
+		{"huge metadata limit", Options{Outputs: out, MaxMetadataBytes: 1 << 24}, []Track{opus}, "MaxMetadataBytes"},
 	} {
 		_, err := New(tc.opts, tc.tracks...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -2,6 +2,12 @@
 // per track, muxes them with GStreamer into FLV, and sends the FLV tag
 // stream to RTMP destinations. It knows nothing about the SFU the tracks
 // come from; the room side implements Track.
+//
+// The data flows sources → depayload/decode → parse/encode → flvmux (the
+// GStreamer pipeline, pipeline.go) → the tag stream (tags.go: merged
+// onMetaData, onCuePoint and onTextData from SendData, cached headers) →
+// one output per destination (output.go), each an RTMP session of roomcast's
+// own client (rtmp.go) that reconnects with backoff.
 package egress
 
 import (

@@ -3,6 +3,7 @@ package egress
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 )
@@ -83,4 +84,29 @@ func (u URL) Redact(text string) string {
 		}
 	}
 	return text
+}
+
+// endpoint splits the URL for the RTMP client: the address to dial (with
+// the scheme's default port), whether it is RTMPS, the app and tcUrl for
+// the connect command, and the stream name to publish (the key).
+func (u URL) endpoint() (addr string, secure bool, app, tcURL, name string, err error) {
+	p, err := url.Parse(u.raw)
+	if err != nil {
+		return "", false, "", "", "", fmt.Errorf("%w: cannot parse it as a URL", ErrInvalidURL)
+	}
+	secure = p.Scheme == "rtmps"
+	port := p.Port()
+	if port == "" {
+		port = "1935"
+		if secure {
+			port = "443"
+		}
+	}
+	path := strings.Trim(p.EscapedPath(), "/")
+	i := strings.LastIndexByte(path, '/')
+	if i <= 0 {
+		return "", false, "", "", "", fmt.Errorf("%w %q: no application and stream key", ErrInvalidURL, u.red)
+	}
+	app = path[:i]
+	return net.JoinHostPort(p.Hostname(), port), secure, app, p.Scheme + "://" + p.Host + "/" + app, u.key, nil
 }

@@ -31,6 +31,8 @@ type Receiver struct {
 	closed   bool
 	conns    map[net.Conn]struct{} // connections still handshaking or serving
 	closedCh chan struct{}
+	reject   int // connections still to refuse (RejectNext)
+	rejected int
 }
 
 // NewReceiver starts a Receiver on 127.0.0.1 at a free port.
@@ -82,6 +84,22 @@ func (r *Receiver) WaitSession(ctx context.Context) (*Session, error) {
 	}
 }
 
+// RejectNext makes the receiver close the next n connections as soon as
+// it accepts them, before the RTMP handshake, as an ingest that is down
+// behind a load balancer would. Rejected connections are not sessions.
+func (r *Receiver) RejectNext(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reject = n
+}
+
+// Rejected returns how many connections RejectNext has refused so far.
+func (r *Receiver) Rejected() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rejected
+}
+
 // Sessions returns every session accepted so far, oldest first.
 func (r *Receiver) Sessions() []*Session {
 	r.mu.Lock()
@@ -128,6 +146,13 @@ func (r *Receiver) acceptLoop() {
 			r.mu.Unlock()
 			conn.Close()
 			return
+		}
+		if r.reject > 0 {
+			r.reject--
+			r.rejected++
+			r.mu.Unlock()
+			conn.Close()
+			continue
 		}
 		r.conns[conn] = struct{}{}
 		r.wg.Add(1)
