@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/roomcast/roomcast/config"
 	"github.com/roomcast/roomcast/egress"
 )
@@ -18,6 +20,7 @@ const (
 	StateSignalling   State = "signalling"   // joining the room, waiting for tracks
 	StateConnected    State = "connected"    // subscribed; the first keyframe is not out yet
 	StateBroadcasting State = "broadcasting" // at least one destination receives media
+	StateReconnecting State = "reconnecting" // every destination dropped; roomcast is reconnecting
 	StateStopping     State = "stopping"
 	StateStopped      State = "stopped"
 	StateFailed       State = "failed"
@@ -50,8 +53,12 @@ type OutputInfo struct {
 	Frames        uint64 `json:"framesSent"`
 	Keyframes     uint64 `json:"keyframesSent"`
 	DroppedFrames uint64 `json:"droppedFrames"`
-	Reconnects    int    `json:"reconnects"`
-	Error         string `json:"error,omitempty"`
+	// DataDropped counts cue points and text messages sent while this
+	// destination had no session (reconnecting): they are dropped, since
+	// a late ad-break marker is worse than none.
+	DataDropped uint64 `json:"dataDropped"`
+	Reconnects  uint64 `json:"reconnects"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Stats are the media counters of a running or ended broadcast. Rates
@@ -80,20 +87,24 @@ type broadcast struct {
 	id       string
 	room     string
 	identity string
-	outputs  []egress.Output
+	outputs  []egress.Output // as started; the stream owns them after
+	metadata map[string]any  // custom onMetaData keys from the start
 	created  time.Time
-	cancel   context.CancelFunc
-	done     chan struct{} // closed when run returns
+	// metadataLimit bounds metadata messages from every door together.
+	metadataLimit *rate.Limiter
+	cancel        context.CancelFunc
+	done          chan struct{} // closed when run returns
 
-	mu      sync.Mutex
-	state   State
-	liveAt  time.Time
-	endedAt time.Time
-	reason  string
-	err     *Error
-	stream  *egress.Stream
-	history []State       // every state entered, in order, for Follow
-	changed chan struct{} // closed and replaced on every change
+	mu          sync.Mutex
+	state       State
+	liveAt      time.Time
+	endedAt     time.Time
+	reason      string
+	err         *Error
+	stream      *egress.Stream
+	outputCount int           // outputs ever added, for their ids
+	history     []State       // every state entered, in order, for Follow
+	changed     chan struct{} // closed and replaced on every change
 }
 
 // run is the broadcast's owner goroutine.
@@ -114,6 +125,8 @@ func (b *broadcast) run(ctx context.Context, rooms Rooms, cfg config.Broadcast, 
 		KeyframeInterval: cfg.KeyframeInterval,
 		AudioSampleRate:  cfg.AudioSampleRate,
 		AudioBitrate:     cfg.AudioBitrate,
+		Metadata:         b.metadata,
+		MaxMetadataBytes: cfg.MaxMetadataBytes,
 		Logger:           log,
 		OnChange:         b.onStreamChange,
 	}, tracks...)
@@ -170,17 +183,27 @@ func (b *broadcast) enterLocked(s State) {
 }
 
 // onStreamChange runs on egress goroutines when an output changes state.
+// The broadcast is broadcasting while any destination is live, and
+// reconnecting while none is but one is trying to get back.
 func (b *broadcast) onStreamChange() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.state == StateConnected && b.stream != nil {
-		for _, o := range b.stream.Stats().Outputs {
-			if o.State == egress.OutputLive {
-				b.enterLocked(StateBroadcasting)
-				b.liveAt = time.Now()
-				break
-			}
+	if b.stream == nil {
+		return
+	}
+	live, reconnecting := false, false
+	for _, o := range b.stream.Stats().Outputs {
+		live = live || o.State == egress.OutputLive
+		reconnecting = reconnecting || o.State == egress.OutputReconnecting
+	}
+	switch {
+	case live && (b.state == StateConnected || b.state == StateReconnecting):
+		if b.liveAt.IsZero() {
+			b.liveAt = time.Now()
 		}
+		b.enterLocked(StateBroadcasting)
+	case !live && reconnecting && b.state == StateBroadcasting:
+		b.enterLocked(StateReconnecting)
 	}
 	b.notifyLocked()
 }
@@ -242,13 +265,18 @@ func (b *broadcast) snapshot() (Info, []State, <-chan struct{}) {
 	}
 	st := b.stream.Stats()
 	in.Stats = &Stats{
-		VideoCodec:  st.VideoCodec,
-		AudioCodec:  st.AudioCodec,
-		Passthrough: st.Passthrough,
-		VideoFrames: st.VideoFrames,
-		AudioFrames: st.AudioFrames,
-		Keyframes:   st.Keyframes,
-		Bytes:       st.Bytes,
+		VideoCodec:   st.VideoCodec,
+		AudioCodec:   st.AudioCodec,
+		Passthrough:  st.Passthrough,
+		Width:        st.Width,
+		Height:       st.Height,
+		FrameRate:    st.FrameRate,
+		VideoBitrate: int64(st.VideoBitrate),
+		AudioBitrate: int64(st.AudioBitrate),
+		VideoFrames:  st.VideoFrames,
+		AudioFrames:  st.AudioFrames,
+		Keyframes:    st.Keyframes,
+		Bytes:        st.Bytes,
 	}
 	if !b.liveAt.IsZero() {
 		end := time.Now()
@@ -260,7 +288,8 @@ func (b *broadcast) snapshot() (Info, []State, <-chan struct{}) {
 	for _, o := range st.Outputs {
 		in.Stats.DroppedFrames += o.Dropped
 		in.Outputs = append(in.Outputs, OutputInfo{ID: o.ID, URL: o.URL, State: string(o.State), Bytes: o.Bytes,
-			Frames: o.Frames, Keyframes: o.Keyframes, DroppedFrames: o.Dropped, Error: o.Error})
+			Frames: o.Frames, Keyframes: o.Keyframes, DroppedFrames: o.Dropped, DataDropped: o.DataDropped,
+			Reconnects: o.Reconnects, Error: o.Error})
 	}
 	return in, history, b.changed
 }

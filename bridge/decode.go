@@ -1,12 +1,14 @@
 package bridge
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // DecodeJSON reads exactly one JSON object from r into v, at most limit
@@ -14,25 +16,29 @@ import (
 // CodeInvalidRequest and say what was wrong and where, so the HTTP API and
 // the room protocol answer bad input the same way.
 func DecodeJSON(r io.Reader, limit int64, v any) error {
-	lr := &io.LimitedReader{R: r, N: limit + 1}
-	dec := json.NewDecoder(lr)
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	var tooBig *http.MaxBytesError
+	switch {
+	case int64(len(data)) > limit || errors.As(err, &tooBig):
+		return newError(CodeMessageTooLarge, "larger than %d bytes", limit)
+	case err != nil:
+		return newError(CodeInvalidRequest, "cannot read it: %v", err)
+	case !utf8.Valid(data):
+		// encoding/json would quietly turn bad bytes into U+FFFD.
+		return newError(CodeInvalidRequest, "not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil && dec.More() {
 		return newError(CodeInvalidRequest, "data after the JSON object")
-	}
-	if lr.N <= 0 {
-		return newError(CodeMessageTooLarge, "larger than %d bytes", limit)
 	}
 	if err == nil {
 		return nil
 	}
-	var tooBig *http.MaxBytesError
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &tooBig):
-		return newError(CodeMessageTooLarge, "larger than %d bytes", tooBig.Limit)
 	case errors.As(err, &syntax):
 		return newError(CodeInvalidRequest, "not valid JSON at byte %d: %v", syntax.Offset, err)
 	case errors.As(err, &typ):

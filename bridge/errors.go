@@ -27,55 +27,59 @@ func (e *Error) Error() string { return fmt.Sprintf("%s (%d): %s", e.Name, e.Cod
 
 // Codes. Add new ones; never renumber.
 const (
-	CodeInvalidRequest    = 1001
-	CodeInvalidURL        = 1002
-	CodeUnknownType       = 1003
-	CodeMessageTooLarge   = 1004
-	CodeRateLimited       = 1005
-	CodeInvalidMetadata   = 1006
-	CodeUnsupportedVer    = 1007
-	CodeUnknownDest       = 1008
-	CodeUnauthorized      = 4001
-	CodeForbidden         = 4002
-	CodeURLNotAllowed     = 4003
-	CodeRoomConnect       = 3001
-	CodeRoomNotFound      = 3002
-	CodeDestinationFailed = 5001
-	CodeBroadcastExists   = 5002
-	CodeBroadcastNotFound = 5004
-	CodeOutputNotFound    = 5005
-	CodeTracksNotFound    = 6001
-	CodeUnsupportedCodec  = 6002
-	CodeMediaFailed       = 6003
-	CodeInternal          = 7001
-	CodeCapacity          = 7002
-	CodeShuttingDown      = 7003
+	CodeInvalidRequest      = 1001
+	CodeInvalidURL          = 1002
+	CodeUnknownType         = 1003
+	CodeMessageTooLarge     = 1004
+	CodeRateLimited         = 1005
+	CodeInvalidMetadata     = 1006
+	CodeUnsupportedVer      = 1007
+	CodeUnknownDest         = 1008
+	CodeUnauthorized        = 4001
+	CodeForbidden           = 4002
+	CodeURLNotAllowed       = 4003
+	CodeRoomConnect         = 3001
+	CodeRoomNotFound        = 3002
+	CodeDestinationFailed   = 5001
+	CodeBroadcastExists     = 5002
+	CodeBroadcastNotRunning = 5003
+	CodeBroadcastNotFound   = 5004
+	CodeOutputNotFound      = 5005
+	CodeOutputConflict      = 5006
+	CodeTracksNotFound      = 6001
+	CodeUnsupportedCodec    = 6002
+	CodeMediaFailed         = 6003
+	CodeInternal            = 7001
+	CodeCapacity            = 7002
+	CodeShuttingDown        = 7003
 )
 
 var codeNames = map[int]string{
-	CodeInvalidRequest:    "invalid_request",
-	CodeInvalidURL:        "invalid_url",
-	CodeUnknownType:       "unknown_message_type",
-	CodeMessageTooLarge:   "message_too_large",
-	CodeRateLimited:       "rate_limited",
-	CodeInvalidMetadata:   "invalid_metadata",
-	CodeUnsupportedVer:    "unsupported_version",
-	CodeUnknownDest:       "unknown_destination",
-	CodeUnauthorized:      "unauthorized",
-	CodeForbidden:         "forbidden",
-	CodeURLNotAllowed:     "url_not_allowed",
-	CodeRoomConnect:       "room_connect_failed",
-	CodeRoomNotFound:      "room_not_found",
-	CodeDestinationFailed: "destination_failed",
-	CodeBroadcastExists:   "broadcast_exists",
-	CodeBroadcastNotFound: "broadcast_not_found",
-	CodeOutputNotFound:    "output_not_found",
-	CodeTracksNotFound:    "tracks_not_found",
-	CodeUnsupportedCodec:  "unsupported_codec",
-	CodeMediaFailed:       "media_failed",
-	CodeInternal:          "internal_error",
-	CodeCapacity:          "capacity_exceeded",
-	CodeShuttingDown:      "shutting_down",
+	CodeInvalidRequest:      "invalid_request",
+	CodeInvalidURL:          "invalid_url",
+	CodeUnknownType:         "unknown_message_type",
+	CodeMessageTooLarge:     "message_too_large",
+	CodeRateLimited:         "rate_limited",
+	CodeInvalidMetadata:     "invalid_metadata",
+	CodeUnsupportedVer:      "unsupported_version",
+	CodeUnknownDest:         "unknown_destination",
+	CodeUnauthorized:        "unauthorized",
+	CodeForbidden:           "forbidden",
+	CodeURLNotAllowed:       "url_not_allowed",
+	CodeRoomConnect:         "room_connect_failed",
+	CodeRoomNotFound:        "room_not_found",
+	CodeDestinationFailed:   "destination_failed",
+	CodeBroadcastExists:     "broadcast_exists",
+	CodeBroadcastNotFound:   "broadcast_not_found",
+	CodeOutputNotFound:      "output_not_found",
+	CodeBroadcastNotRunning: "broadcast_not_running",
+	CodeOutputConflict:      "output_conflict",
+	CodeTracksNotFound:      "tracks_not_found",
+	CodeUnsupportedCodec:    "unsupported_codec",
+	CodeMediaFailed:         "media_failed",
+	CodeInternal:            "internal_error",
+	CodeCapacity:            "capacity_exceeded",
+	CodeShuttingDown:        "shutting_down",
 }
 
 // NewError returns an Error with code's name.
@@ -98,7 +102,7 @@ func (e *Error) HTTPStatus() int {
 		return http.StatusTooManyRequests
 	case e.Code == CodeUnauthorized:
 		return http.StatusUnauthorized
-	case e.Code == CodeBroadcastExists:
+	case e.Code == CodeBroadcastExists || e.Code == CodeBroadcastNotRunning || e.Code == CodeOutputConflict:
 		return http.StatusConflict
 	case e.Code < 2000:
 		return http.StatusBadRequest
@@ -127,6 +131,8 @@ func toError(err error) *Error {
 		return newError(CodeTracksNotFound, "%v", err)
 	case errors.Is(err, ErrRoomConnect):
 		return newError(CodeRoomConnect, "%v", err)
+	case errors.Is(err, egress.ErrInvalidMetadata):
+		return newError(CodeInvalidMetadata, "%v", err)
 	case errors.Is(err, egress.ErrUnsupportedCodec):
 		return newError(CodeUnsupportedCodec, "%v", err)
 	case errors.As(err, &oe):

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/roomcast/roomcast/config"
 	"github.com/roomcast/roomcast/egress"
 )
@@ -23,6 +25,9 @@ type StartRequest struct {
 	Room     string          `json:"room,omitempty"`
 	Identity string          `json:"identity,omitempty"`
 	Outputs  []OutputRequest `json:"outputs,omitempty"`
+	// Metadata holds custom onMetaData keys, merged with the stream's own
+	// fields into the stream's one onMetaData.
+	Metadata map[string]any `json:"metadata,omitempty"`
 }
 
 // OutputRequest is one destination: the name of a destination the operator
@@ -31,11 +36,10 @@ type StartRequest struct {
 type OutputRequest struct {
 	Destination string `json:"destination,omitempty"`
 	URL         string `json:"url,omitempty"`
+	// ConnectInfo adds flat key/values to the RTMP connect command, which
+	// some ingest servers read for authentication or routing.
+	ConnectInfo map[string]any `json:"connectInfo,omitempty"`
 }
-
-// maxOutputs bounds fan-out per broadcast: each output is an RTMP session
-// with its own socket and buffer.
-const maxOutputs = 8
 
 // keepEnded is how many ended broadcasts stay visible to get and list.
 const keepEnded = 100
@@ -104,16 +108,19 @@ func (m *Manager) Start(req StartRequest) (Info, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &broadcast{
-		id:       newID("bc_"),
-		room:     req.Room,
-		identity: req.Identity,
-		outputs:  outputs,
-		created:  time.Now(),
-		cancel:   cancel,
-		done:     make(chan struct{}),
-		state:    StateSignalling,
-		history:  []State{StateSignalling},
-		changed:  make(chan struct{}),
+		id:            newID("bc_"),
+		room:          req.Room,
+		identity:      req.Identity,
+		outputs:       outputs,
+		metadata:      req.Metadata,
+		created:       time.Now(),
+		metadataLimit: rate.NewLimiter(rate.Limit(m.cfg.MetadataRate), m.cfg.MetadataBurst),
+		outputCount:   len(outputs),
+		cancel:        cancel,
+		done:          make(chan struct{}),
+		state:         StateSignalling,
+		history:       []State{StateSignalling},
+		changed:       make(chan struct{}),
 	}
 
 	m.mu.Lock()
@@ -167,8 +174,13 @@ func (m *Manager) validate(req StartRequest) ([]egress.Output, error) {
 		return nil, newError(CodeInvalidRequest, `field "identity" is required`)
 	case len(req.Outputs) == 0:
 		return nil, newError(CodeInvalidRequest, `field "outputs" needs at least one destination`)
-	case len(req.Outputs) > maxOutputs:
-		return nil, newError(CodeInvalidRequest, `field "outputs" has %d destinations; at most %d are allowed`, len(req.Outputs), maxOutputs)
+	case len(req.Outputs) > egress.MaxOutputs:
+		return nil, newError(CodeInvalidRequest, `field "outputs" has %d destinations; at most %d are allowed`, len(req.Outputs), egress.MaxOutputs)
+	}
+	if req.Metadata != nil {
+		if err := egress.ValidateData(egress.HandlerMetaData, req.Metadata, m.cfg.MaxMetadataBytes); err != nil {
+			return nil, newError(CodeInvalidMetadata, "field \"metadata\": %v", err)
+		}
 	}
 	outputs := make([]egress.Output, len(req.Outputs))
 	for i, o := range req.Outputs {
@@ -184,6 +196,16 @@ func (m *Manager) validate(req StartRequest) ([]egress.Output, error) {
 
 // output resolves one requested destination; field names it in errors.
 func (m *Manager) output(field string, o OutputRequest) (egress.Output, error) {
+	if err := egress.ValidateConnectInfo(o.ConnectInfo); err != nil {
+		return egress.Output{}, newError(CodeInvalidMetadata, "field \"%s.connectInfo\": %v", field, err)
+	}
+	out, err := m.location(field, o)
+	out.ConnectInfo = o.ConnectInfo
+	return out, err
+}
+
+// location resolves a destination name or URL.
+func (m *Manager) location(field string, o OutputRequest) (egress.Output, error) {
 	switch {
 	case (o.URL == "") == (o.Destination == ""):
 		return egress.Output{}, newError(CodeInvalidRequest, "field %q needs exactly one of \"destination\" (a configured name) or \"url\"", field)

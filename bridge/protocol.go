@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"unicode/utf8"
 )
 
 // The room protocol, version 1: JSON on reliable data packets. Participants
@@ -88,6 +89,9 @@ func DecodeControl(data []byte, limit int) (ControlMessage, *Error) {
 	c := ControlMessage{RequestID: peekRequestID(data)}
 	if len(data) > limit {
 		return c, newError(CodeMessageTooLarge, "control message is %d bytes; the limit is %d (room.max_message_bytes)", len(data), limit)
+	}
+	if !utf8.Valid(data) {
+		return c, newError(CodeInvalidRequest, "control message is not valid UTF-8")
 	}
 	var env envelope
 	if err := json.Unmarshal(data, &env); err != nil {

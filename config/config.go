@@ -64,6 +64,13 @@ type Broadcast struct {
 	AudioBitrate int `mapstructure:"audio_bitrate"`
 	// MaxActive caps concurrent broadcasts on this process; 0 means no cap.
 	MaxActive int `mapstructure:"max_active"`
+	// MaxMetadataBytes bounds one metadata message (AMF0-encoded) and the
+	// merged custom onMetaData keys of a broadcast.
+	MaxMetadataBytes int `mapstructure:"max_metadata_bytes"`
+	// MetadataRate and MetadataBurst bound metadata messages per
+	// broadcast, from every door together (a token bucket).
+	MetadataRate  float64 `mapstructure:"metadata_rate"`
+	MetadataBurst int     `mapstructure:"metadata_burst"`
 }
 
 // Room configures the room protocol: how roomcast takes part in rooms and
@@ -138,6 +145,9 @@ func Default() Config {
 			TrackWait:        10 * time.Second,
 			AudioSampleRate:  48000,
 			AudioBitrate:     128000,
+			MaxMetadataBytes: 64 << 10,
+			MetadataRate:     10,
+			MetadataBurst:    20,
 		},
 		Room: Room{
 			Identity:        "roomcast",
@@ -236,6 +246,9 @@ func setDefaults(v *viper.Viper, d Config) {
 	v.SetDefault("broadcast.audio_sample_rate", d.Broadcast.AudioSampleRate)
 	v.SetDefault("broadcast.audio_bitrate", d.Broadcast.AudioBitrate)
 	v.SetDefault("broadcast.max_active", d.Broadcast.MaxActive)
+	v.SetDefault("broadcast.max_metadata_bytes", d.Broadcast.MaxMetadataBytes)
+	v.SetDefault("broadcast.metadata_rate", d.Broadcast.MetadataRate)
+	v.SetDefault("broadcast.metadata_burst", d.Broadcast.MetadataBurst)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
 }
@@ -293,6 +306,12 @@ func (c Config) Validate() error {
 	}
 	if c.Broadcast.MaxActive < 0 {
 		bad("broadcast.max_active", c.Broadcast.MaxActive, "must be 0 (no cap) or more")
+	}
+	if n := c.Broadcast.MaxMetadataBytes; n < 1024 || n > 1<<20 {
+		bad("broadcast.max_metadata_bytes", n, "must be between 1024 and 1048576")
+	}
+	if c.Broadcast.MetadataRate <= 0 || c.Broadcast.MetadataBurst < 1 {
+		bad("broadcast.metadata_rate", fmt.Sprintf("%v/s, burst %d", c.Broadcast.MetadataRate, c.Broadcast.MetadataBurst), "rate must be above 0 and metadata_burst at least 1")
 	}
 	if c.Room.Identity == "" {
 		bad("room.identity", "", "must not be empty")
