@@ -162,11 +162,53 @@ func TestAPI(t *testing.T) {
 			t.Errorf("GET %s shows the stream key", path)
 		}
 	}
+
+	// Metadata, and a second destination added and removed while live.
+	res, err := rc.Metadata(ctx, in.ID, httpapi.MetadataRequest{Handler: "onCuePoint", Data: map[string]any{"name": "ad", "type": "event"}})
+	if err != nil || res.BroadcastID != in.ID || res.Timestamp <= 0 {
+		t.Errorf("metadata: %+v, %v", res, err)
+	}
+	deep := map[string]any{"a": map[string]any{"b": map[string]any{"c": map[string]any{"d": map[string]any{"e": map[string]any{"f": 1}}}}}}
+	if _, err := rc.Metadata(ctx, in.ID, httpapi.MetadataRequest{Handler: "onMetaData", Data: map[string]any{"x": deep}}); !isCode(err, bridge.CodeInvalidMetadata) {
+		t.Errorf("metadata of depth 7: %v, want invalid_metadata", err)
+	}
+	recv2, err := rtmptest.NewReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv2.Close()
+	out, err := rc.AddOutput(ctx, in.ID, bridge.OutputRequest{URL: recv2.URL("live", "second-key"), ConnectInfo: map[string]any{"auth": "x"}})
+	if err != nil || out.ID != "out_2" || strings.Contains(out.URL, "second-key") {
+		t.Fatalf("add output: %+v, %v", out, err)
+	}
+	sess2, err := recv2.WaitSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap, err := sess2.Wait(ctx, func(s *rtmptest.Snapshot) bool { return len(s.Video()) > 0 }); err != nil || snap.Connect["auth"] != "x" {
+		t.Errorf("added output: connect %v, %v", snap.Connect, err)
+	}
+	if _, err := rc.RemoveOutput(ctx, in.ID, "out_9"); !isCode(err, bridge.CodeOutputNotFound) {
+		t.Errorf("remove of an unknown output: %v", err)
+	}
+	after, err := rc.RemoveOutput(ctx, in.ID, out.ID)
+	if err != nil || len(after.Outputs) != 1 || after.State != bridge.StateBroadcasting {
+		t.Errorf("remove output: %+v, %v", after, err)
+	}
+	if snap, err := sess2.WaitEnd(ctx); err != nil || snap.End != rtmptest.Clean {
+		t.Errorf("removed output's session ended %v (%v), want clean", snap.End, err)
+	}
+
 	stopped, err := rc.Stop(ctx, in.ID)
 	if err != nil || stopped.State != bridge.StateStopped {
 		t.Errorf("stop: %+v, %v", stopped, err)
 	}
-	for _, want := range []string{"start 201", "list 200", "get 200", "get 404", "start 409", "server 200", "stop 200", "healthz 200", "readyz 200", "metrics 200", "openapi 200"} {
+	if _, err := rc.Metadata(ctx, in.ID, httpapi.MetadataRequest{Handler: "onTextData", Data: map[string]any{"text": "late"}}); !isCode(err, bridge.CodeBroadcastNotRunning) {
+		t.Errorf("metadata after stop: %v, want broadcast_not_running", err)
+	}
+	for _, want := range []string{"start 201", "list 200", "get 200", "get 404", "start 409", "server 200", "stop 200",
+		"metadata 200", "metadata 400", "metadata 409", "addOutput 201", "removeOutput 200", "removeOutput 404",
+		"healthz 200", "readyz 200", "metrics 200", "openapi 200"} {
 		if !check.seen[want] {
 			t.Errorf("no %s answer was checked against openapi.yaml", want)
 		}

@@ -57,6 +57,31 @@ func TestCLI(t *testing.T) {
 		t.Errorf("get exited %d with %q (%s)", code, out, stderr)
 	}
 
+	// The verbs for the other endpoints, each printing its JSON answer.
+	recv2, err := rtmptest.NewReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recv2.Close()
+	for _, step := range []struct {
+		args []string
+		want string // in stdout
+	}{
+		{[]string{"metadata", started.ID, "onCuePoint", `{"name":"chapter-2","type":"navigation"}`}, `"timestamp"`},
+		{[]string{"add-output", started.ID, "--url", recv2.URL("live", "second-cli-key")}, `"id": "out_2"`},
+		{[]string{"remove-output", started.ID, "out_2"}, `"state": "broadcasting"`},
+		{[]string{"server"}, `"activeBroadcasts": 1`},
+		{[]string{"health"}, `"ready"`},
+	} {
+		code, out, stderr := cli(t, rc, step.args...)
+		if code != 0 || !strings.Contains(out, step.want) || strings.Contains(out, "second-cli-key") {
+			t.Errorf("roomcast %v exited %d with %q (%s), want %s", step.args, code, out, stderr, step.want)
+		}
+	}
+	if code, _, stderr := cli(t, rc, "metadata", started.ID, "onCuePoint", `{"name":`); code == 0 || !strings.Contains(stderr, "metadata JSON") {
+		t.Errorf("metadata with broken JSON exited %d: %s", code, stderr)
+	}
+
 	code, out, stderr = cli(t, rc, "stop", started.ID)
 	var stopped bridge.Info
 	if code != 0 || json.Unmarshal([]byte(out), &stopped) != nil || stopped.State != bridge.StateStopped {

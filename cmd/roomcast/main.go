@@ -7,15 +7,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/roomcast/roomcast/bridge"
 	"github.com/roomcast/roomcast/bridge/httpapi"
@@ -106,24 +106,20 @@ func newLogger(c config.Log) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// repeated collects a repeatable flag.
-type repeated []string
-
-func (r *repeated) String() string     { return strings.Join(*r, ",") }
-func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
-
 // args says how many positional arguments each verb takes.
 var nargs = map[string]int{"get": 1, "stop": 1, "metadata": 3, "add-output": 1, "remove-output": 2}
 
 func client(cmd string, args []string) error {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	// pflag, unlike flag, takes flags after the positional arguments:
+	// roomcast add-output ID --url ...
+	fs := pflag.NewFlagSet(cmd, pflag.ContinueOnError)
 	api := fs.String("api", envOr("ROOMCAST_API", "http://127.0.0.1:8080"), "roomcast API base URL")
 	token := fs.String("token", os.Getenv("ROOMCAST_TOKEN"), "API token (LiveKit access token with roomRecord)")
 	key := fs.String("api-key", envOr("ROOMCAST_LIVEKIT_API_KEY", "devkey"), "LiveKit API key to sign a token with")
 	secret := fs.String("api-secret", envOr("ROOMCAST_LIVEKIT_API_SECRET", "secret"), "LiveKit API secret to sign a token with")
 	tokenRoom := fs.String("token-room", "", "scope the signed token to this room")
 	var req bridge.StartRequest
-	var urls, dests repeated
+	var urls, dests []string
 	noWait := false
 	switch cmd {
 	case "start":
@@ -132,8 +128,8 @@ func client(cmd string, args []string) error {
 		fs.BoolVar(&noWait, "no-wait", false, "return at once instead of waiting until live")
 		fallthrough
 	case "add-output":
-		fs.Var(&urls, "url", "RTMP destination rtmp[s]://host/app/stream-key (repeatable)")
-		fs.Var(&dests, "destination", "name of a configured destination (repeatable)")
+		fs.StringArrayVar(&urls, "url", nil, "RTMP destination rtmp[s]://host/app/stream-key (repeatable)")
+		fs.StringArrayVar(&dests, "destination", nil, "name of a configured destination (repeatable)")
 	case "token":
 		fs.StringVar(tokenRoom, "room", "", "scope the token to this room (default: every room)")
 	}
