@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-gst/go-gst/gst"
 	"github.com/go-gst/go-gst/gst/app"
-	"github.com/pion/webrtc/v4"
 )
 
 // ErrTracksEnded is returned by Run when every track ended on its own (the
@@ -28,6 +26,7 @@ type Options struct {
 	KeyframeInterval time.Duration // keyframe request cadence; default 2 s
 	AudioSampleRate  int           // AAC rate, 44100 or 48000; default 48000
 	AudioBitrate     int           // AAC bits per second; default 128000
+	Video            VideoOptions  // mode and transcoding targets
 	Logger           *slog.Logger
 	// OnChange, if set, is called after an output changes state. It runs
 	// on the stream's goroutines, so it must return quickly; read the new
@@ -39,6 +38,10 @@ type Options struct {
 type Stats struct {
 	VideoCodec, AudioCodec string // what goes out: "h264", "aac"
 	Passthrough            bool   // video leaves as it came in
+	VideoCodecIn           string // what the publisher sends: "h264", "vp8", ...
+	Transcoding            bool   // video is decoded and encoded (or a slate is sent)
+	VideoReason            string // why passthrough or transcoding
+	DroppedFrames          uint64 // frames the transcoder dropped to hold the framerate
 	VideoFrames            uint64
 	AudioFrames            uint64
 	Keyframes              uint64
@@ -52,6 +55,7 @@ type Stats struct {
 type Stream struct {
 	opts         Options
 	video, audio Track
+	videoCodec   videoCodec // the video track's elements
 	log          *slog.Logger
 	outputs      []*output // appended by Run under mu, then fixed
 
@@ -59,6 +63,7 @@ type Stream struct {
 
 	mu    sync.Mutex
 	stats Stats
+	rate  *gst.Element // the transcoder's videorate, if any; set by Run
 }
 
 // New checks the tracks and options; nothing connects until Run.
@@ -78,27 +83,16 @@ func New(opts Options, tracks ...Track) (*Stream, error) {
 	if opts.OnChange == nil {
 		opts.OnChange = func() {}
 	}
+	opts.Video = opts.Video.withDefaults()
 	if len(opts.Outputs) == 0 {
 		return nil, errors.New("egress: no outputs")
 	}
-	s := &Stream{opts: opts, log: opts.Logger}
-	for _, t := range tracks {
-		c := t.Codec()
-		switch {
-		case c.Kind == Video && s.video == nil && strings.EqualFold(c.MimeType, webrtc.MimeTypeH264):
-			s.video = t
-			s.stats.VideoCodec, s.stats.Passthrough = "h264", true
-		case c.Kind == Audio && s.audio == nil && strings.EqualFold(c.MimeType, webrtc.MimeTypeOpus):
-			s.audio = t
-			s.stats.AudioCodec = "aac"
-		case c.Kind == Video || c.Kind == Audio:
-			return nil, fmt.Errorf("egress: %s track %s: %w (this version takes one H.264 video and one Opus audio track)", c.Kind, c.MimeType, ErrUnsupportedCodec)
-		default:
-			return nil, fmt.Errorf("egress: track of unknown kind %d", c.Kind)
-		}
+	if err := opts.Video.validate(); err != nil {
+		return nil, err
 	}
-	if s.video == nil && s.audio == nil {
-		return nil, errors.New("egress: no tracks")
+	s := &Stream{opts: opts, log: opts.Logger}
+	if err := s.plan(tracks); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -169,24 +163,21 @@ func (s *Stream) Run(ctx context.Context) error {
 		defer close(pumpDone)
 		s.pump(app.SinkFromElement(sink))
 	}()
-	for _, t := range []Track{s.video, s.audio} {
-		if t == nil {
-			continue
-		}
-		name := videoSrcName
-		if t == s.audio {
-			name = audioSrcName
-		}
-		el, err := main.GetElementByName(name)
-		if err != nil {
-			return fmt.Errorf("egress: %w", err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); s.read(t, app.SrcFromElement(el)) }()
+	if err := s.startReaders(main, &wg); err != nil {
+		return fmt.Errorf("egress: %w", err)
+	}
+	if rate, err := main.GetElementByName(rateName); err == nil {
+		s.mu.Lock()
+		s.rate = rate
+		s.mu.Unlock()
 	}
 
 	var keyframeCheck <-chan time.Time
-	if s.video != nil {
+	if s.video != nil && s.stats.Transcoding {
+		// x264 makes its own keyframes; the decoder needs one to start.
+		s.video.RequestKeyframe()
+	}
+	if s.video != nil && !s.stats.Transcoding {
 		tick := time.NewTicker(keyframeCheckPeriod)
 		defer tick.Stop()
 		keyframeCheck = tick.C
@@ -391,7 +382,13 @@ func (s *Stream) Stats() Stats {
 	s.mu.Lock()
 	st := s.stats
 	outputs := s.outputs
+	rate := s.rate
 	s.mu.Unlock()
+	if rate != nil {
+		if v, err := rate.GetProperty("drop"); err == nil {
+			st.DroppedFrames, _ = v.(uint64)
+		}
+	}
 	st.Outputs = make([]OutputStats, 0, len(outputs))
 	for _, o := range outputs {
 		st.Outputs = append(st.Outputs, o.snapshot())
