@@ -59,6 +59,12 @@ type Stats struct {
 	AudioFrames uint64 `json:"audioFrames"`
 	Keyframes   uint64 `json:"keyframes"`
 	Bytes       uint64 `json:"bytes"`
+	// What roomcast did with the video, and why.
+	VideoCodecIn   string `json:"videoCodecIn,omitempty"`
+	Transcoding    bool   `json:"transcoding"`
+	VideoReason    string `json:"videoReason,omitempty"`
+	SimulcastLayer string `json:"simulcastLayer,omitempty"`
+	DroppedFrames  uint64 `json:"droppedFrames"`
 }
 
 // broadcast is one participant going out to its destinations. Its run
@@ -69,6 +75,7 @@ type broadcast struct {
 	room     string
 	identity string
 	outputs  []egress.Output
+	media    Media
 	created  time.Time
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when run returns
@@ -80,6 +87,7 @@ type broadcast struct {
 	reason  string
 	err     *Error
 	stream  *egress.Stream
+	layer   string        // the simulcast layer subscribed to
 	changed chan struct{} // closed and replaced on every change
 }
 
@@ -88,19 +96,24 @@ func (b *broadcast) run(ctx context.Context, rooms Rooms, cfg config.Broadcast, 
 	defer close(b.done)
 	log = log.With("broadcast", b.id, "room", b.room, "identity", b.identity)
 
-	tracks, leave, err := rooms.Subscribe(ctx, b.room, b.identity, cfg.TrackWait)
+	sub, err := rooms.Subscribe(ctx, b.media.subscribeRequest(b.room, b.identity, cfg))
 	if err != nil {
 		b.end(ctx, err, log)
 		return
 	}
-	defer leave()
+	tracks := sub.Tracks
+	defer sub.Leave()
+	b.mu.Lock()
+	b.layer = sub.Layer
+	b.mu.Unlock()
 	b.setState(StateConnected)
 
 	stream, err := egress.New(egress.Options{
 		Outputs:          b.outputs,
 		KeyframeInterval: cfg.KeyframeInterval,
-		AudioSampleRate:  cfg.AudioSampleRate,
-		AudioBitrate:     cfg.AudioBitrate,
+		AudioSampleRate:  b.media.AudioSampleRate,
+		AudioBitrate:     b.media.AudioBitrate,
+		Video:            b.media.Video,
 		Logger:           log,
 		OnChange:         b.onStreamChange,
 	}, tracks...)
@@ -220,6 +233,12 @@ func (b *broadcast) info() (Info, <-chan struct{}) {
 		AudioFrames: st.AudioFrames,
 		Keyframes:   st.Keyframes,
 		Bytes:       st.Bytes,
+
+		VideoCodecIn:   st.VideoCodecIn,
+		Transcoding:    st.Transcoding,
+		VideoReason:    st.VideoReason,
+		SimulcastLayer: b.layer,
+		DroppedFrames:  st.DroppedFrames,
 	}
 	for _, o := range st.Outputs {
 		in.Outputs = append(in.Outputs, OutputInfo{ID: o.ID, URL: o.URL, State: string(o.State), Bytes: o.Bytes, Error: o.Error})

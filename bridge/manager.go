@@ -19,6 +19,11 @@ type StartRequest struct {
 	Room     string          `json:"room"`
 	Identity string          `json:"identity"`
 	Outputs  []OutputRequest `json:"outputs"`
+	// Media choices, in media.go: source "camera" (default) or "screen",
+	// video mode and targets, audio targets.
+	Source string        `json:"source,omitempty"`
+	Video  *VideoRequest `json:"video,omitempty"`
+	Audio  *AudioRequest `json:"audio,omitempty"`
 }
 
 // OutputRequest is one destination: an rtmp:// or rtmps:// URL whose last
@@ -60,12 +65,17 @@ func (m *Manager) Start(req StartRequest) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	media, err := validateMedia(req, m.cfg)
+	if err != nil {
+		return Info{}, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &broadcast{
 		id:       newID("bc_"),
 		room:     req.Room,
 		identity: req.Identity,
 		outputs:  outputs,
+		media:    media,
 		created:  time.Now(),
 		cancel:   cancel,
 		done:     make(chan struct{}),
