@@ -29,6 +29,7 @@ var (
 		ClockRate:   90000,
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
 	}
+	vp8Codec  = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	opusCodec = webrtc.RTPCodecCapability{
 		MimeType:    webrtc.MimeTypeOpus,
 		ClockRate:   48000,
@@ -38,17 +39,23 @@ var (
 )
 
 // Publisher is one participant in one room publishing a Source: a camera
-// H.264 track and a microphone Opus track.
+// track (one per simulcast layer, highest first) and a microphone Opus
+// track, either of which the Source may leave out.
 type Publisher struct {
 	src   *Source
 	log   *slog.Logger
 	room  *lksdk.Room
-	video *lksdk.LocalTrack
+	video []*lksdk.LocalTrack
 	audio *lksdk.LocalTrack
 
+	videoPub *lksdk.LocalTrackPublication
+	audioPub *lksdk.LocalTrackPublication
 	videoSID string
 	audioSID string
 	plis     atomic.Int64
+	// Muted tracks are announced as muted and get no samples, as an SFU
+	// then forwards nothing.
+	videoMuted, audioMuted atomic.Bool
 
 	closeOnce sync.Once
 }
@@ -83,63 +90,121 @@ func Publish(ctx context.Context, src *Source, url, token string) (*Publisher, e
 }
 
 func (p *Publisher) publish(ctx context.Context, sdkLog protologger.Logger) error {
-	var err error
-	p.video, err = lksdk.NewLocalSampleTrack(h264Codec, lksdk.WithRTCPHandler(p.onRTCP))
-	if err != nil {
-		return fmt.Errorf("testpattern: video track: %w", err)
+	o := p.src.opts
+	codec := h264Codec
+	if o.Codec == "vp8" {
+		codec = vp8Codec
 	}
-	p.video.SetLogger(sdkLog)
-	p.audio, err = lksdk.NewLocalSampleTrack(opusCodec)
-	if err != nil {
-		return fmt.Errorf("testpattern: audio track: %w", err)
+	var bound []chan struct{}
+	for i := range p.src.Layers() {
+		var opts []lksdk.LocalTrackOptions
+		opts = append(opts, lksdk.WithRTCPHandler(p.onRTCP))
+		if p.src.Layers() > 1 {
+			l := layers[i]
+			opts = append(opts, lksdk.WithSimulcast("testpattern-camera", &livekit.VideoLayer{
+				Quality: []livekit.VideoQuality{livekit.VideoQuality_HIGH, livekit.VideoQuality_MEDIUM, livekit.VideoQuality_LOW}[i],
+				Width:   uint32(o.Width / l &^ 1), Height: uint32(o.Height / l &^ 1),
+			}))
+		}
+		t, err := lksdk.NewLocalTrack(codec, opts...)
+		if err != nil {
+			return fmt.Errorf("testpattern: video track: %w", err)
+		}
+		t.SetLogger(sdkLog)
+		// Samples written before a track is bound are dropped, so attach
+		// now and ask for a keyframe once the video track is bound: a
+		// browser's encoder starts every new track with one, and this
+		// Publisher may join a Source that has been running for a while.
+		b := make(chan struct{})
+		t.OnBind(func() {
+			p.src.RequestKeyframe()
+			close(b)
+		})
+		bound = append(bound, b)
+		p.video = append(p.video, t)
 	}
-	p.audio.SetLogger(sdkLog)
-	// Samples written before a track is bound are dropped, so attach now and
-	// ask for a keyframe once the video track is bound: a browser's encoder
-	// starts every new track with one, and this Publisher may join a Source
-	// that has been running for a while.
-	videoBound, audioBound := make(chan struct{}), make(chan struct{})
-	p.video.OnBind(func() {
-		p.src.RequestKeyframe()
-		close(videoBound)
-	})
-	p.audio.OnBind(func() { close(audioBound) })
+	if p.src.audio != nil {
+		var err error
+		p.audio, err = lksdk.NewLocalSampleTrack(opusCodec)
+		if err != nil {
+			return fmt.Errorf("testpattern: audio track: %w", err)
+		}
+		p.audio.SetLogger(sdkLog)
+		b := make(chan struct{})
+		p.audio.OnBind(func() { close(b) })
+		bound = append(bound, b)
+	}
 	p.src.attach(p)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("testpattern: publish: %w", err)
 	}
 
 	lp := p.room.LocalParticipant
-	vpub, err := lp.PublishTrack(p.video, &lksdk.TrackPublicationOptions{
+	vopts := &lksdk.TrackPublicationOptions{
 		Name:        "testpattern-camera",
 		Source:      livekit.TrackSource_CAMERA,
-		VideoWidth:  p.src.opts.Width,
-		VideoHeight: p.src.opts.Height,
-	})
+		VideoWidth:  o.Width,
+		VideoHeight: o.Height,
+	}
+	var err error
+	switch len(p.video) {
+	case 0:
+	case 1:
+		p.videoPub, err = lp.PublishTrack(p.video[0], vopts)
+	default:
+		p.videoPub, err = lp.PublishSimulcastTrack(p.video, vopts)
+	}
 	if err != nil {
 		return fmt.Errorf("testpattern: publish video: %w", err)
 	}
-	p.videoSID = vpub.SID()
+	if p.videoPub != nil {
+		p.videoSID = p.videoPub.SID()
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("testpattern: publish: %w", err)
 	}
-	apub, err := lp.PublishTrack(p.audio, &lksdk.TrackPublicationOptions{
-		Name:   "testpattern-microphone",
-		Source: livekit.TrackSource_MICROPHONE,
-		Stereo: true,
-	})
-	if err != nil {
-		return fmt.Errorf("testpattern: publish audio: %w", err)
+	if p.audio != nil {
+		p.audioPub, err = lp.PublishTrack(p.audio, &lksdk.TrackPublicationOptions{
+			Name:   "testpattern-microphone",
+			Source: livekit.TrackSource_MICROPHONE,
+			Stereo: true,
+		})
+		if err != nil {
+			return fmt.Errorf("testpattern: publish audio: %w", err)
+		}
+		p.audioSID = p.audioPub.SID()
 	}
-	p.audioSID = apub.SID()
-	for _, bound := range []chan struct{}{videoBound, audioBound} {
+	for _, b := range bound {
 		select {
-		case <-bound:
+		case <-b:
 		case <-ctx.Done():
 			return fmt.Errorf("testpattern: tracks not bound: %w", ctx.Err())
 		}
 	}
 	return nil
+}
+
+// MuteVideo mutes or unmutes the camera as a browser does: the room is
+// told, and no frames are sent while muted. Unmuting asks the encoder for
+// a keyframe, which a browser's encoder sends on resume.
+func (p *Publisher) MuteVideo(muted bool) {
+	if p.videoPub == nil {
+		return
+	}
+	p.videoMuted.Store(muted)
+	p.videoPub.SetMuted(muted)
+	if !muted {
+		p.src.RequestKeyframe()
+	}
+}
+
+// MuteAudio mutes or unmutes the microphone.
+func (p *Publisher) MuteAudio(muted bool) {
+	if p.audioPub == nil {
+		return
+	}
+	p.audioMuted.Store(muted)
+	p.audioPub.SetMuted(muted)
 }
 
 // onRTCP runs on the SDK's RTCP reader goroutine for the video track.
@@ -151,13 +216,19 @@ func (p *Publisher) onRTCP(pkt rtcp.Packet) {
 	}
 }
 
-func (p *Publisher) writeVideo(s media.Sample) {
-	if err := p.video.WriteSample(s, nil); err != nil {
+func (p *Publisher) writeVideo(layer int, s media.Sample) {
+	if p.videoMuted.Load() || layer >= len(p.video) {
+		return
+	}
+	if err := p.video[layer].WriteSample(s, nil); err != nil {
 		p.log.Debug("test pattern: write video", "error", err)
 	}
 }
 
 func (p *Publisher) writeAudio(s media.Sample) {
+	if p.audioMuted.Load() || p.audio == nil {
+		return
+	}
 	if err := p.audio.WriteSample(s, nil); err != nil {
 		p.log.Debug("test pattern: write audio", "error", err)
 	}
