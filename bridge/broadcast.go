@@ -65,6 +65,8 @@ type Stats struct {
 	VideoReason    string `json:"videoReason,omitempty"`
 	SimulcastLayer string `json:"simulcastLayer,omitempty"`
 	DroppedFrames  uint64 `json:"droppedFrames"`
+	WidthIn        int    `json:"widthIn,omitempty"` // what the publisher sends now
+	HeightIn       int    `json:"heightIn,omitempty"`
 }
 
 // broadcast is one participant going out to its destinations. Its run
@@ -239,6 +241,8 @@ func (b *broadcast) info() (Info, <-chan struct{}) {
 		VideoReason:    st.VideoReason,
 		SimulcastLayer: b.layer,
 		DroppedFrames:  st.DroppedFrames,
+		WidthIn:        st.VideoWidthIn,
+		HeightIn:       st.VideoHeightIn,
 	}
 	for _, o := range st.Outputs {
 		in.Outputs = append(in.Outputs, OutputInfo{ID: o.ID, URL: o.URL, State: string(o.State), Bytes: o.Bytes, Error: o.Error})

@@ -122,6 +122,9 @@ func TestTranscodeVP8(t *testing.T) {
 	if !st.Transcoding || st.Passthrough || st.VideoCodecIn != "vp8" || st.VideoCodec != "h264" || st.VideoReason == "" {
 		t.Errorf("stats = %+v, want vp8 in, h264 out, transcoding with a reason", st)
 	}
+	if st.VideoWidthIn != 640 || st.VideoHeightIn != 480 {
+		t.Errorf("input size %dx%d, want 640x480", st.VideoWidthIn, st.VideoHeightIn)
+	}
 	meta := snap.DataNamed("onMetaData")
 	if len(meta) != 1 {
 		t.Fatalf("%d onMetaData", len(meta))
@@ -145,6 +148,18 @@ func TestTranscodeVP8(t *testing.T) {
 	}
 	if keys < 3 || len(v) < 140 {
 		t.Errorf("%d keyframes, %d frames in 5 s; want ≥ 3 and ≥ 140 (30 fps)", keys, len(v))
+	}
+	// CBR: the first and last second aside (start-up, the drain), the
+	// rate is the requested one.
+	var bytes int
+	from, to := v[0].Timestamp+1000, v[len(v)-1].Timestamp-1000
+	for _, m := range v {
+		if m.Timestamp >= from && m.Timestamp < to {
+			bytes += len(m.Payload)
+		}
+	}
+	if kbps := bytes * 8 / int(to-from); kbps < 680 || kbps > 920 {
+		t.Errorf("video at %d kbit/s, want 800 ± 15%%", kbps)
 	}
 	if n := LivePipelines(); n != 0 {
 		t.Errorf("%d pipelines left after Run", n)

@@ -22,6 +22,9 @@ const (
 	// rateName is the transcoder's videorate, whose counters are the
 	// frames dropped and repeated to hold the output framerate.
 	rateName = "rate"
+	// videoInName is the element whose output caps say the size the
+	// publisher sends: the parser in passthrough, the decoder otherwise.
+	videoInName = "videoin"
 	// Stand-in sources, ended when the real tracks end.
 	silenceName = "silence"
 	slateName   = "slate"
@@ -57,8 +60,8 @@ func (s *Stream) description() string {
 				// AVC (length-prefixed, SPS/PPS in codec data) for FLV. A new
 				// SPS (the publisher changed resolution) becomes new caps,
 				// and flvmux sends a new sequence header.
-				" ! rtph264depay ! h264parse ! video/x-h264,stream-format=avc,alignment=au"+muxQueue+"%s.video",
-			videoSrcName, appsrcProps, c.ClockRate, c.PayloadType, muxName))
+				" ! rtph264depay ! h264parse name=%s ! video/x-h264,stream-format=avc,alignment=au"+muxQueue+"%s.video",
+			videoSrcName, appsrcProps, c.ClockRate, c.PayloadType, videoInName, muxName))
 	case s.video != nil:
 		c, vc := s.video.Codec(), s.videoCodec
 		// videorate before scaling, so frames it drops are never scaled;
@@ -73,10 +76,10 @@ func (s *Stream) description() string {
 		}
 		d = append(d, fmt.Sprintf(
 			"appsrc name=%s %s caps=\"application/x-rtp,media=video,encoding-name=%s,clock-rate=%d,payload=%d\""+
-				" ! %s ! %s ! %s ! videoscale add-borders=true ! videoconvert"+
+				" ! %s ! %s name=%s ! %s ! videoscale add-borders=true ! videoconvert"+
 				" ! video/x-raw,format=I420,width=%d,height=%d,pixel-aspect-ratio=1/1%s ! %s"+muxQueue+"%s.video",
 			videoSrcName, appsrcProps, vc.encoding, c.ClockRate, c.PayloadType,
-			vc.depay, vc.decode, rate, v.Width, v.Height, rateCaps, s.encoder(), muxName))
+			vc.depay, vc.decode, videoInName, rate, v.Width, v.Height, rateCaps, s.encoder(), muxName))
 	case v.Slate:
 		// Black frames for a destination that wants video when the
 		// participant has none; x264 spends almost nothing on them.
@@ -113,8 +116,9 @@ func (s *Stream) description() string {
 
 // encoder is the H.264 encoder of the transcoding and slate branches.
 // zerolatency: no B-frames or lookahead, so a frame leaves when it
-// arrives. CBR (pass=cbr, x264enc's default) with a one-second VBV: what
-// ingest servers expect. A fixed GOP of KeyframeInterval (scenecut off, so
+// arrives. CBR (pass=cbr, x264enc's default) with a one-second VBV and
+// nal-hrd=cbr, which pads easy pictures with filler so the rate is
+// constant: what ingest servers expect (Twitch asks for CBR). A fixed GOP of KeyframeInterval (scenecut off, so
 // x264 adds none of its own) gives Twitch its 2 s keyframes. Main profile
 // and I420 (without it x264 picks High 4:4:4, which players reject); x264
 // sets the level from size and rate (3.1 for 720p30).
@@ -123,7 +127,7 @@ func (s *Stream) encoder() string {
 	gop := max(1, int(s.opts.KeyframeInterval.Seconds()*float64(v.Framerate)))
 	kbps := v.Bitrate / 1000
 	return fmt.Sprintf("x264enc tune=zerolatency speed-preset=%s bitrate=%d vbv-buf-capacity=1000 key-int-max=%d"+
-		" option-string=\"scenecut=0:keyint_min=%d\""+
+		" option-string=\"scenecut=0:keyint_min=%d:nal-hrd=cbr\""+
 		" ! video/x-h264,profile=main ! h264parse", x264Preset, kbps, gop, gop)
 }
 
@@ -250,4 +254,36 @@ func (s *Stream) read(t Track, src *app.Source) {
 			}
 		}
 	}
+}
+
+// watchVideo finds the elements whose counters and caps Stats reports:
+// videorate's drops, and the input size from each caps event out of the
+// parser or decoder (a publisher can change size at any time).
+func (s *Stream) watchVideo(main *gst.Pipeline) {
+	rate, _ := main.GetElementByName(rateName)
+	s.mu.Lock()
+	s.rate = rate
+	s.mu.Unlock()
+	in, err := main.GetElementByName(videoInName)
+	if err != nil {
+		return
+	}
+	in.GetStaticPad("src").AddProbe(gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		ev := info.GetEvent()
+		if ev == nil || ev.Type() != gst.EventTypeCaps {
+			return gst.PadProbeOK
+		}
+		caps := ev.ParseCaps()
+		if caps == nil || caps.GetSize() == 0 {
+			return gst.PadProbeOK
+		}
+		str := caps.GetStructureAt(0)
+		w, _ := str.GetValue("width")
+		h, _ := str.GetValue("height")
+		s.mu.Lock()
+		s.stats.VideoWidthIn, _ = w.(int)
+		s.stats.VideoHeightIn, _ = h.(int)
+		s.mu.Unlock()
+		return gst.PadProbeOK
+	})
 }

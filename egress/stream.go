@@ -42,6 +42,8 @@ type Stats struct {
 	Transcoding            bool   // video is decoded and encoded (or a slate is sent)
 	VideoReason            string // why passthrough or transcoding
 	DroppedFrames          uint64 // frames the transcoder dropped to hold the framerate
+	VideoWidthIn           int    // the size the publisher sends now; 0 until known
+	VideoHeightIn          int
 	VideoFrames            uint64
 	AudioFrames            uint64
 	Keyframes              uint64
@@ -166,11 +168,7 @@ func (s *Stream) Run(ctx context.Context) error {
 	if err := s.startReaders(main, &wg); err != nil {
 		return fmt.Errorf("egress: %w", err)
 	}
-	if rate, err := main.GetElementByName(rateName); err == nil {
-		s.mu.Lock()
-		s.rate = rate
-		s.mu.Unlock()
-	}
+	s.watchVideo(main)
 
 	var keyframeCheck <-chan time.Time
 	if s.video != nil && s.stats.Transcoding {
