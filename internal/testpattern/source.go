@@ -100,9 +100,9 @@ var layers = []int{1, 2, 4}
 // drops the access unit delimiters WebRTC has no use for. vp8enc with
 // deadline=1 is realtime mode, as browsers run it.
 //
-// The capsfilter "size" can be changed while running (SetResolution); the
-// encoder then starts a new stream at the new size, as a browser does
-// under congestion. With SyncMarks the sources are not live but paced by
+// Each layer's capsfilter "sizeN" can be changed while running
+// (SetResolution); its encoder then starts a new stream at the new size,
+// as a browser's does under congestion. With SyncMarks the sources are not live but paced by
 // clocksync, so their timestamps are exact multiples of the frame and
 // sample durations and the marks fall on the same instants.
 func pipelineDesc(o SourceOptions) string {
@@ -116,9 +116,9 @@ func pipelineDesc(o SourceOptions) string {
 		if o.SyncMarks {
 			pattern = "black"
 		}
-		d = append(d, fmt.Sprintf("videotestsrc %s pattern=%s ! video/x-raw,format=I420,framerate=%d/1%s ! videoscale"+
-			" ! capsfilter name=size caps=video/x-raw,width=%d,height=%d ! identity name=rawvideo ! tee name=layers",
-			live, pattern, o.FPS, pace, o.Width, o.Height))
+		d = append(d, fmt.Sprintf("videotestsrc %s pattern=%s ! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1%s"+
+			" ! identity name=rawvideo ! tee name=layers",
+			live, pattern, o.Width, o.Height, o.FPS, pace))
 		n := 1
 		if o.Simulcast {
 			n = len(layers)
@@ -134,8 +134,8 @@ func pipelineDesc(o SourceOptions) string {
 				enc = fmt.Sprintf("x264enc name=encoder%d tune=zerolatency speed-preset=ultrafast bitrate=%d key-int-max=%d aud=false option-string=scenecut=0"+
 					" ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au", i, kbps, keyIntMax)
 			}
-			d = append(d, fmt.Sprintf("layers. ! queue max-size-buffers=2 ! videoscale ! video/x-raw,width=%d,height=%d ! %s ! appsink name=video%d sync=false max-buffers=30",
-				w, h, enc, i))
+			d = append(d, fmt.Sprintf("layers. ! queue max-size-buffers=2 ! videoscale ! capsfilter name=size%d caps=video/x-raw,width=%d,height=%d ! %s ! appsink name=video%d sync=false max-buffers=30",
+				i, w, h, enc, i))
 		}
 	}
 	if !o.NoAudio {
@@ -162,7 +162,7 @@ type Source struct {
 	encoders []*gst.Element // one per layer, highest first
 	videos   []*app.Sink    // one per layer; none with NoVideo
 	audio    *app.Sink      // nil with NoAudio
-	size     *gst.Element   // capsfilter setting the full size
+	sizes    []*gst.Element // capsfilters setting each layer's size
 
 	mu         sync.Mutex
 	publishers []*Publisher // replaced, never modified in place
@@ -207,13 +207,13 @@ func NewSource(opts SourceOptions) (*Source, error) {
 		if err != nil {
 			return nil, fmt.Errorf("testpattern: %w", err)
 		}
-		s.encoders = append(s.encoders, enc)
-		s.videos = append(s.videos, app.SinkFromElement(video))
-	}
-	if !opts.NoVideo {
-		if s.size, err = pipeline.GetElementByName("size"); err != nil {
+		size, err := pipeline.GetElementByName(fmt.Sprintf("size%d", i))
+		if err != nil {
 			return nil, fmt.Errorf("testpattern: %w", err)
 		}
+		s.encoders = append(s.encoders, enc)
+		s.videos = append(s.videos, app.SinkFromElement(video))
+		s.sizes = append(s.sizes, size)
 	}
 	if !opts.NoAudio {
 		audio, err := pipeline.GetElementByName("audio")
@@ -448,12 +448,14 @@ func (s *Source) RequestKeyframe() {
 // encoder does under congestion: the encoders restart at the new size
 // with a keyframe carrying the new parameter sets.
 func (s *Source) SetResolution(width, height int) error {
-	if s.size == nil {
+	if len(s.sizes) == 0 {
 		return errors.New("testpattern: no video")
 	}
-	caps := gst.NewCapsFromString(fmt.Sprintf("video/x-raw,width=%d,height=%d", width, height))
-	if err := s.size.SetProperty("caps", caps); err != nil {
-		return fmt.Errorf("testpattern: set resolution: %w", err)
+	for i, size := range s.sizes {
+		caps := gst.NewCapsFromString(fmt.Sprintf("video/x-raw,width=%d,height=%d", width/layers[i]&^1, height/layers[i]&^1))
+		if err := size.SetProperty("caps", caps); err != nil {
+			return fmt.Errorf("testpattern: set resolution: %w", err)
+		}
 	}
 	return nil
 }
