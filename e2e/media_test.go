@@ -368,7 +368,7 @@ func TestResolutionChangePassthrough(t *testing.T) {
 		t.Errorf("%d of %d frames byte-identical to the publisher's, want all (≥ 150)", matched, total)
 	}
 	path := filepath.Join(t.TempDir(), "rec.flv")
-	if err := writeFLV(path, snap); err != nil {
+	if err := rtmptest.WriteFLV(path, snap); err != nil {
 		t.Fatal(err)
 	}
 	// passthrough: the null muxer is not to judge the timestamps.

@@ -175,6 +175,15 @@ func (s *Stream) startReaders(main *gst.Pipeline, wg *sync.WaitGroup) error {
 	return nil
 }
 
+// audioPathDelay is how much later than its timestamp the audio is heard
+// at the destination, on this media path: the Opus encoder's lookahead
+// (6.5 ms, which RTP cannot signal) and the AAC encoder's priming (1024
+// samples, which FLV cannot signal; MP4 would use an edit list), plus what
+// the decoders add. TestMediaSideLipSync measured 37–38 ms, passthrough and
+// transcode alike, with exact capture times in. Video is delayed by the
+// same, so a player shows the flash and plays the beep together.
+const audioPathDelay = 38 * time.Millisecond
+
 // timedPacket is a packet with its presentation time.
 type timedPacket struct {
 	pkt *rtp.Packet
@@ -212,8 +221,13 @@ func (s *Stream) read(t Track, src *app.Source) {
 	}()
 
 	f := newGapFiller(c, s.videoCodec.name)
+	var delay time.Duration
+	if c.Kind == Video {
+		delay = audioPathDelay
+	}
 	var wire []byte
 	push := func(pkt *rtp.Packet, pts time.Duration) bool {
+		pts += delay
 		n := pkt.MarshalSize()
 		if cap(wire) < n {
 			wire = make([]byte, n)
