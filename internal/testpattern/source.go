@@ -39,6 +39,9 @@ type SourceOptions struct {
 	// Simulcast encodes three layers (full, half and quarter size), as
 	// Chrome does, published as one simulcast track.
 	Simulcast bool
+	// Pattern is videotestsrc's pattern: "ball" (the default, easy to
+	// encode) or e.g. "snow" (noise, the encoder's worst case).
+	Pattern string
 	// NoVideo and NoAudio leave a track out.
 	NoVideo, NoAudio bool
 	// SyncMarks replaces the pattern with A/V sync marks: black video with
@@ -113,6 +116,9 @@ func pipelineDesc(o SourceOptions) string {
 	var d []string
 	if !o.NoVideo {
 		pattern := "ball"
+		if o.Pattern != "" {
+			pattern = o.Pattern
+		}
 		if o.SyncMarks {
 			pattern = "black"
 		}
