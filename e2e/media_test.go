@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/roomcast/roomcast/bridge"
+	"github.com/roomcast/roomcast/config"
 	"github.com/roomcast/roomcast/internal/avc"
 	"github.com/roomcast/roomcast/internal/rtmptest"
 	"github.com/roomcast/roomcast/internal/testpattern"
@@ -411,5 +412,37 @@ func TestSimulcastLayers(t *testing.T) {
 				t.Errorf("broadcast ended %s with %d frames", final.State, len(mediaFrames(snap.Video())))
 			}
 		})
+	}
+}
+
+// TestScreenShare: a participant sharing a screen (with its audio) and no
+// camera goes out when the broadcast asks for source "screen"; asked for
+// the camera, it fails with tracks_not_found naming what it has.
+func TestScreenShare(t *testing.T) {
+	lk := startLiveKit(t)
+	publish(t, lk, "studio", "presenter", testpattern.SourceOptions{Screen: true, Width: 640, Height: 360, BitrateKbps: 500})
+	rc := startRoomcast(t, lk, func(c *config.Config) { c.Broadcast.TrackWait = 3 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	in, sess := live(t, ctx, rc, bridge.StartRequest{Room: "studio", Identity: "presenter", Source: "screen"})
+	if _, err := sess.Wait(ctx, videoFor(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, snap := stop(t, ctx, rc, in.ID, sess)
+	if len(mediaFrames(snap.Video())) < 45 || mediaSpan(snap.Audio()) < 1500*time.Millisecond {
+		t.Errorf("%d video frames, %v of audio; want the screen and its audio", len(mediaFrames(snap.Video())), mediaSpan(snap.Audio()))
+	}
+
+	camera, err := rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: "presenter",
+		Outputs: []bridge.OutputRequest{{URL: "rtmp://127.0.0.1:1/live/k"}}}, true)
+	var apiErr *bridge.Error
+	if errors.As(err, &apiErr) {
+		camera.Error = apiErr
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if camera.Error == nil || camera.Error.Code != bridge.CodeTracksNotFound || !strings.Contains(camera.Error.Message, "SCREEN_SHARE") {
+		t.Errorf("camera broadcast of a screen sharer = %s %+v, want tracks_not_found listing the screen share", camera.State, camera.Error)
 	}
 }

@@ -19,6 +19,13 @@ func vp8Track(start time.Time, width, height, fps int) (*gstTrack, error) {
 			" ! rtpvp8pay pt=96 mtu=1200 ! appsink name=rtp sync=false", width, height, fps))
 }
 
+func vp9Track(start time.Time, width, height, fps int) (*gstTrack, error) {
+	return newGstTrack(start, Codec{Kind: Video, MimeType: "video/VP9", ClockRate: 90000, PayloadType: 98}, fmt.Sprintf(
+		"videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1"+
+			" ! vp9enc name=enc deadline=1 cpu-used=8 keyframe-max-dist=100000 target-bitrate=500000"+
+			" ! rtpvp9pay pt=98 mtu=1200 ! appsink name=rtp sync=false", width, height, fps))
+}
+
 // gatedTrack drops every packet while muted, as an SFU does for a muted
 // track: the reader sees nothing at all.
 type gatedTrack struct {
@@ -97,12 +104,22 @@ func spanAtLeast(kind rtmptest.Kind, ms uint32) func(*rtmptest.Snapshot) bool {
 	}
 }
 
-// TestTranscodeVP8: a 640x480 VP8 track leaves as H.264 at the requested
-// fixed size (scaled and padded), with keyframes on the interval the
-// stream asked x264 for, and the stats say what happened and why.
-func TestTranscodeVP8(t *testing.T) {
+// TestTranscode: a 640x480 VP8 or VP9 track leaves as H.264 at the
+// requested fixed size (scaled and padded), at the requested constant
+// bitrate, with keyframes on the interval the stream asked x264 for, and
+// the stats say what happened and why.
+func TestTranscode(t *testing.T) {
+	for _, tc := range []struct {
+		codec string
+		track func(time.Time, int, int, int) (*gstTrack, error)
+	}{{"vp8", vp8Track}, {"vp9", vp9Track}} {
+		t.Run(tc.codec, func(t *testing.T) { testTranscode(t, tc.codec, tc.track) })
+	}
+}
+
+func testTranscode(t *testing.T, codec string, track func(time.Time, int, int, int) (*gstTrack, error)) {
 	start := time.Now()
-	video, err := vp8Track(start, 640, 480, 30)
+	video, err := track(start, 640, 480, 30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +136,8 @@ func TestTranscodeVP8(t *testing.T) {
 	snap := stop()
 
 	st := s.Stats()
-	if !st.Transcoding || st.Passthrough || st.VideoCodecIn != "vp8" || st.VideoCodec != "h264" || st.VideoReason == "" {
-		t.Errorf("stats = %+v, want vp8 in, h264 out, transcoding with a reason", st)
+	if !st.Transcoding || st.Passthrough || st.VideoCodecIn != codec || st.VideoCodec != "h264" || st.VideoReason == "" {
+		t.Errorf("stats = %+v, want %s in, h264 out, transcoding with a reason", st, codec)
 	}
 	if st.VideoWidthIn != 640 || st.VideoHeightIn != 480 {
 		t.Errorf("input size %dx%d, want 640x480", st.VideoWidthIn, st.VideoHeightIn)

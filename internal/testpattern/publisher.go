@@ -140,9 +140,13 @@ func (p *Publisher) publish(ctx context.Context, sdkLog protologger.Logger) erro
 	}
 
 	lp := p.room.LocalParticipant
+	videoSource, audioSource, name := livekit.TrackSource_CAMERA, livekit.TrackSource_MICROPHONE, "testpattern-camera"
+	if o.Screen {
+		videoSource, audioSource, name = livekit.TrackSource_SCREEN_SHARE, livekit.TrackSource_SCREEN_SHARE_AUDIO, "testpattern-screen"
+	}
 	vopts := &lksdk.TrackPublicationOptions{
-		Name:        "testpattern-camera",
-		Source:      livekit.TrackSource_CAMERA,
+		Name:        name,
+		Source:      videoSource,
 		VideoWidth:  o.Width,
 		VideoHeight: o.Height,
 	}
@@ -166,7 +170,7 @@ func (p *Publisher) publish(ctx context.Context, sdkLog protologger.Logger) erro
 	if p.audio != nil {
 		p.audioPub, err = lp.PublishTrack(p.audio, &lksdk.TrackPublicationOptions{
 			Name:   "testpattern-microphone",
-			Source: livekit.TrackSource_MICROPHONE,
+			Source: audioSource,
 			Stereo: true,
 		})
 		if err != nil {

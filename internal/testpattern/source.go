@@ -42,6 +42,9 @@ type SourceOptions struct {
 	// Pattern is videotestsrc's pattern: "ball" (the default, easy to
 	// encode) or e.g. "snow" (noise, the encoder's worst case).
 	Pattern string
+	// Screen publishes the video as a screen share and the audio as
+	// screen-share audio, instead of camera and microphone.
+	Screen bool
 	// NoVideo and NoAudio leave a track out.
 	NoVideo, NoAudio bool
 	// SyncMarks replaces the pattern with A/V sync marks: black video with
