@@ -446,3 +446,77 @@ func TestScreenShare(t *testing.T) {
 		t.Errorf("camera broadcast of a screen sharer = %s %+v, want tracks_not_found listing the screen share", camera.State, camera.Error)
 	}
 }
+
+// TestCameraSwitch: the participant unpublishes the camera and publishes
+// a new one, as a browser does when the user picks another camera. The
+// same RTMP session carries on: the audio never stops, the video resumes
+// from the new track's first keyframe, timestamps never go back, and
+// every frame is one the publisher sent (not LiveKit's 2x2 flush frames).
+func TestCameraSwitch(t *testing.T) {
+	lk := startLiveKit(t)
+	pub := publish(t, lk, "studio", "alice", testpattern.SourceOptions{Width: 640, Height: 360, BitrateKbps: 800})
+	rc := startRoomcast(t, lk, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	in, sess := live(t, ctx, rc, bridge.StartRequest{Room: "studio", Identity: "alice"})
+	if _, err := sess.Wait(ctx, videoFor(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	oldSID := pub.pub.VideoTrackSID()
+	if err := pub.pub.RepublishVideo(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pub.pub.VideoTrackSID() == oldSID {
+		t.Fatal("the camera was not republished")
+	}
+	switched := lastFrameTS(sess.Snapshot().Video())
+	if _, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool { return lastFrameTS(s.Video()) >= switched+4000 }); err != nil {
+		t.Fatalf("video did not resume after the switch: %v", err)
+	}
+	mid, err := rc.Get(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, snap := stop(t, ctx, rc, in.ID, sess)
+	if mid.State != bridge.StateBroadcasting || final.State != bridge.StateStopped {
+		t.Errorf("broadcast %s after the switch and %s at the end (%+v), want broadcasting, then stopped on request", mid.State, final.State, final.Error)
+	}
+	if gap, at := maxFrameGap(snap.Audio()); gap > 100*time.Millisecond {
+		t.Errorf("audio gap %v at %d ms", gap, at)
+	}
+	gap, at := maxFrameGap(snap.Video())
+	t.Logf("largest video gap %v at %d ms (switch at %d ms)", gap, at, switched)
+	if gap > 1200*time.Millisecond {
+		t.Errorf("video gap %v at %d ms, want ≤ 1.2 s", gap, at)
+	}
+	var last uint32
+	matched, total := 0, 0
+	for _, m := range mediaFrames(snap.Video()) {
+		if m.Timestamp < last {
+			t.Fatalf("video timestamp goes back from %d to %d ms", last, m.Timestamp)
+		}
+		last = m.Timestamp
+		nalus, err := avc.SplitAVCC(m.Payload[5:], 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total++
+		if _, ok := pub.FrameSentAt(avc.VCLHash(nalus)); ok {
+			matched++
+		} else {
+			var types []uint8
+			for _, n := range nalus {
+				types = append(types, avc.NALType(n))
+			}
+			t.Logf("unmatched frame at %d ms: %d bytes, NAL types %v", m.Timestamp, len(m.Payload), types)
+		}
+	}
+	if matched != total || total < 180 {
+		t.Errorf("%d of %d frames are the publisher's, want all and ≥ 180", matched, total)
+	}
+	// The SFU's 2x2 flush frames must not reach the destination as a
+	// change of size: the one encoder's parameter sets throughout.
+	if n := avcHeaders(snap); n != 1 {
+		t.Errorf("%d AVC sequence headers, want 1", n)
+	}
+}

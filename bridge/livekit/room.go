@@ -72,6 +72,7 @@ func (c *Client) Subscribe(ctx context.Context, req bridge.SubscribeRequest) (br
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackPublished = w.onPublished
 	cb.OnTrackSubscribed = w.onSubscribed
+	cb.OnParticipantDisconnected = w.onDisconnected
 
 	token, err := c.token(room)
 	if err != nil {
@@ -147,9 +148,10 @@ type waiter struct {
 	published []string                   // everything seen, for the error
 	wanted    map[string]lksdk.TrackKind // SIDs subscribed to
 	got       map[lksdk.TrackKind]*track
-	layer     *lkproto.VideoLayer // the simulcast layer asked for
-	ready     chan struct{}       // closed when video and audio are in
-	update    chan struct{}       // a track came in
+	layer     *lkproto.VideoLayer        // the simulcast layer asked for
+	relays    map[lksdk.TrackKind]*relay // what egress reads, once started
+	ready     chan struct{}              // closed when video and audio are in
+	update    chan struct{}              // a track came in
 	done      bool
 }
 
@@ -160,6 +162,11 @@ func (w *waiter) onPublished(pub *lksdk.RemoteTrackPublication, rp *lksdk.Remote
 	w.mu.Lock()
 	w.published = append(w.published, describePub(pub))
 	wanted := w.sel.wants(pub) && w.got[pub.Kind()] == nil && !w.anyWanted(pub.Kind())
+	if w.relays[pub.Kind()] != nil {
+		// A replacement for a track already broadcast (see relay).
+		_, seen := w.wanted[pub.SID()]
+		wanted = w.sel.wants(pub) && !seen
+	}
 	if wanted {
 		if w.wanted == nil {
 			w.wanted = map[string]lksdk.TrackKind{}
@@ -178,6 +185,15 @@ func (w *waiter) onSubscribed(remote *webrtc.TrackRemote, pub *lksdk.RemoteTrack
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if r := w.relays[pub.Kind()]; r != nil {
+		if pub.Kind() == lksdk.TrackKindVideo {
+			w.chooseLayer(pub)
+		}
+		if t := newTrack(remote, pub, rp, w.sync); !r.offer(t) {
+			_ = t.Close()
+		}
+		return
+	}
 	if w.done || w.got[pub.Kind()] != nil {
 		return
 	}
@@ -199,9 +215,11 @@ func (w *waiter) tracks() []egress.Track {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var ts []egress.Track
+	w.relays = map[lksdk.TrackKind]*relay{}
 	for _, kind := range []lksdk.TrackKind{lksdk.TrackKindVideo, lksdk.TrackKindAudio} {
 		if t := w.got[kind]; t != nil {
-			ts = append(ts, t)
+			w.relays[kind] = newRelay(t)
+			ts = append(ts, w.relays[kind])
 		}
 	}
 	return ts

@@ -122,6 +122,9 @@ func (t *track) ReadRTP() (*rtp.Packet, time.Duration, error) {
 			}
 			return nil, 0, err
 		}
+		if isBlankFrame(t.remote.Codec().MimeType, pkt.Payload) {
+			continue
+		}
 		t.jitter.PushAt(pkt, time.Now())
 	}
 }

@@ -2,6 +2,7 @@ package testpattern
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -42,11 +43,14 @@ var (
 // track (one per simulcast layer, highest first) and a microphone Opus
 // track, either of which the Source may leave out.
 type Publisher struct {
-	src   *Source
-	log   *slog.Logger
-	room  *lksdk.Room
-	video []*lksdk.LocalTrack
-	audio *lksdk.LocalTrack
+	src    *Source
+	log    *slog.Logger
+	room   *lksdk.Room
+	audio  *lksdk.LocalTrack
+	sdkLog protologger.Logger
+
+	videoMu sync.Mutex
+	video   []*lksdk.LocalTrack // one per layer; replaced by RepublishVideo
 
 	videoPub *lksdk.LocalTrackPublication
 	audioPub *lksdk.LocalTrackPublication
@@ -90,41 +94,13 @@ func Publish(ctx context.Context, src *Source, url, token string) (*Publisher, e
 }
 
 func (p *Publisher) publish(ctx context.Context, sdkLog protologger.Logger) error {
-	o := p.src.opts
-	codec := h264Codec
-	if o.Codec == "vp8" {
-		codec = vp8Codec
+	p.sdkLog = sdkLog
+	video, bound, err := p.newVideoTracks()
+	if err != nil {
+		return err
 	}
-	var bound []chan struct{}
-	for i := range p.src.Layers() {
-		var opts []lksdk.LocalTrackOptions
-		opts = append(opts, lksdk.WithRTCPHandler(p.onRTCP))
-		if p.src.Layers() > 1 {
-			l := layers[i]
-			opts = append(opts, lksdk.WithSimulcast("testpattern-camera", &livekit.VideoLayer{
-				Quality: []livekit.VideoQuality{livekit.VideoQuality_HIGH, livekit.VideoQuality_MEDIUM, livekit.VideoQuality_LOW}[i],
-				Width:   uint32(o.Width / l &^ 1), Height: uint32(o.Height / l &^ 1),
-			}))
-		}
-		t, err := lksdk.NewLocalTrack(codec, opts...)
-		if err != nil {
-			return fmt.Errorf("testpattern: video track: %w", err)
-		}
-		t.SetLogger(sdkLog)
-		// Samples written before a track is bound are dropped, so attach
-		// now and ask for a keyframe once the video track is bound: a
-		// browser's encoder starts every new track with one, and this
-		// Publisher may join a Source that has been running for a while.
-		b := make(chan struct{})
-		t.OnBind(func() {
-			p.src.RequestKeyframe()
-			close(b)
-		})
-		bound = append(bound, b)
-		p.video = append(p.video, t)
-	}
+	p.setVideo(video)
 	if p.src.audio != nil {
-		var err error
 		p.audio, err = lksdk.NewLocalSampleTrack(opusCodec)
 		if err != nil {
 			return fmt.Errorf("testpattern: audio track: %w", err)
@@ -139,36 +115,18 @@ func (p *Publisher) publish(ctx context.Context, sdkLog protologger.Logger) erro
 		return fmt.Errorf("testpattern: publish: %w", err)
 	}
 
-	lp := p.room.LocalParticipant
-	videoSource, audioSource, name := livekit.TrackSource_CAMERA, livekit.TrackSource_MICROPHONE, "testpattern-camera"
-	if o.Screen {
-		videoSource, audioSource, name = livekit.TrackSource_SCREEN_SHARE, livekit.TrackSource_SCREEN_SHARE_AUDIO, "testpattern-screen"
-	}
-	vopts := &lksdk.TrackPublicationOptions{
-		Name:        name,
-		Source:      videoSource,
-		VideoWidth:  o.Width,
-		VideoHeight: o.Height,
-	}
-	var err error
-	switch len(p.video) {
-	case 0:
-	case 1:
-		p.videoPub, err = lp.PublishTrack(p.video[0], vopts)
-	default:
-		p.videoPub, err = lp.PublishSimulcastTrack(p.video, vopts)
-	}
-	if err != nil {
-		return fmt.Errorf("testpattern: publish video: %w", err)
-	}
-	if p.videoPub != nil {
-		p.videoSID = p.videoPub.SID()
+	if p.videoPub, err = p.publishVideo(video); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("testpattern: publish: %w", err)
 	}
 	if p.audio != nil {
-		p.audioPub, err = lp.PublishTrack(p.audio, &lksdk.TrackPublicationOptions{
+		audioSource := livekit.TrackSource_MICROPHONE
+		if p.src.opts.Screen {
+			audioSource = livekit.TrackSource_SCREEN_SHARE_AUDIO
+		}
+		p.audioPub, err = p.room.LocalParticipant.PublishTrack(p.audio, &lksdk.TrackPublicationOptions{
 			Name:   "testpattern-microphone",
 			Source: audioSource,
 			Stereo: true,
@@ -178,6 +136,10 @@ func (p *Publisher) publish(ctx context.Context, sdkLog protologger.Logger) erro
 		}
 		p.audioSID = p.audioPub.SID()
 	}
+	return waitBound(ctx, bound)
+}
+
+func waitBound(ctx context.Context, bound []chan struct{}) error {
 	for _, b := range bound {
 		select {
 		case <-b:
@@ -186,6 +148,100 @@ func (p *Publisher) publish(ctx context.Context, sdkLog protologger.Logger) erro
 		}
 	}
 	return nil
+}
+
+// newVideoTracks makes one local track per layer of the source, and the
+// channels that close when each is bound to the peer connection.
+func (p *Publisher) newVideoTracks() ([]*lksdk.LocalTrack, []chan struct{}, error) {
+	o := p.src.opts
+	codec := h264Codec
+	if o.Codec == "vp8" {
+		codec = vp8Codec
+	}
+	var tracks []*lksdk.LocalTrack
+	var bound []chan struct{}
+	for i := range p.src.Layers() {
+		var opts []lksdk.LocalTrackOptions
+		opts = append(opts, lksdk.WithRTCPHandler(p.onRTCP))
+		if p.src.Layers() > 1 {
+			l := layers[i]
+			opts = append(opts, lksdk.WithSimulcast("testpattern-camera", &livekit.VideoLayer{
+				Quality: []livekit.VideoQuality{livekit.VideoQuality_HIGH, livekit.VideoQuality_MEDIUM, livekit.VideoQuality_LOW}[i],
+				Width:   uint32(o.Width / l &^ 1), Height: uint32(o.Height / l &^ 1),
+			}))
+		}
+		t, err := lksdk.NewLocalTrack(codec, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("testpattern: video track: %w", err)
+		}
+		t.SetLogger(p.sdkLog)
+		// Samples written before a track is bound are dropped, so attach
+		// now and ask for a keyframe once the video track is bound: a
+		// browser's encoder starts every new track with one, and this
+		// Publisher may join a Source that has been running for a while.
+		b := make(chan struct{})
+		t.OnBind(func() {
+			p.src.RequestKeyframe()
+			close(b)
+		})
+		bound = append(bound, b)
+		tracks = append(tracks, t)
+	}
+	return tracks, bound, nil
+}
+
+func (p *Publisher) publishVideo(tracks []*lksdk.LocalTrack) (*lksdk.LocalTrackPublication, error) {
+	o := p.src.opts
+	opts := &lksdk.TrackPublicationOptions{
+		Name:        "testpattern-camera",
+		Source:      livekit.TrackSource_CAMERA,
+		VideoWidth:  o.Width,
+		VideoHeight: o.Height,
+	}
+	if o.Screen {
+		opts.Name, opts.Source = "testpattern-screen", livekit.TrackSource_SCREEN_SHARE
+	}
+	var pub *lksdk.LocalTrackPublication
+	var err error
+	switch len(tracks) {
+	case 0:
+		return nil, nil
+	case 1:
+		pub, err = p.room.LocalParticipant.PublishTrack(tracks[0], opts)
+	default:
+		pub, err = p.room.LocalParticipant.PublishSimulcastTrack(tracks, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("testpattern: publish video: %w", err)
+	}
+	p.videoSID = pub.SID()
+	return pub, nil
+}
+
+func (p *Publisher) setVideo(tracks []*lksdk.LocalTrack) {
+	p.videoMu.Lock()
+	defer p.videoMu.Unlock()
+	p.video = tracks
+}
+
+// RepublishVideo unpublishes the camera and publishes a new track from
+// the same source, as a browser does when the user switches cameras.
+func (p *Publisher) RepublishVideo(ctx context.Context) error {
+	if p.videoPub == nil {
+		return errors.New("testpattern: no video to republish")
+	}
+	if err := p.room.LocalParticipant.UnpublishTrack(p.videoPub.SID()); err != nil {
+		return fmt.Errorf("testpattern: unpublish video: %w", err)
+	}
+	video, bound, err := p.newVideoTracks()
+	if err != nil {
+		return err
+	}
+	p.setVideo(video)
+	if p.videoPub, err = p.publishVideo(video); err != nil {
+		return err
+	}
+	return waitBound(ctx, bound)
 }
 
 // MuteVideo mutes or unmutes the camera as a browser does: the room is
@@ -221,10 +277,13 @@ func (p *Publisher) onRTCP(pkt rtcp.Packet) {
 }
 
 func (p *Publisher) writeVideo(layer int, s media.Sample) {
-	if p.videoMuted.Load() || layer >= len(p.video) {
+	p.videoMu.Lock()
+	video := p.video
+	p.videoMu.Unlock()
+	if p.videoMuted.Load() || layer >= len(video) {
 		return
 	}
-	if err := p.video[layer].WriteSample(s, nil); err != nil {
+	if err := video[layer].WriteSample(s, nil); err != nil {
 		p.log.Debug("test pattern: write video", "error", err)
 	}
 }
