@@ -64,10 +64,10 @@ type OutputInfo struct {
 // Stats are the media counters of a running or ended broadcast. Rates
 // are measured over the last two seconds.
 type Stats struct {
-	VideoCodec    string  `json:"videoCodec,omitempty"`
+	VideoCodec    string  `json:"videoCodec,omitempty"` // out
 	AudioCodec    string  `json:"audioCodec,omitempty"`
 	Passthrough   bool    `json:"passthrough"`
-	Width         int     `json:"width,omitempty"`
+	Width         int     `json:"width,omitempty"` // out
 	Height        int     `json:"height,omitempty"`
 	FrameRate     float64 `json:"frameRate"`
 	VideoBitrate  int64   `json:"videoBitrate"` // bits per second
@@ -75,9 +75,16 @@ type Stats struct {
 	VideoFrames   uint64  `json:"videoFrames"`
 	AudioFrames   uint64  `json:"audioFrames"`
 	Keyframes     uint64  `json:"keyframes"`
-	DroppedFrames uint64  `json:"droppedFrames"` // summed over outputs
+	DroppedFrames uint64  `json:"droppedFrames"` // in the pipeline and at every output
 	Bytes         uint64  `json:"bytes"`         // FLV bytes out of the muxer
 	UptimeSeconds float64 `json:"uptimeSeconds"` // since the broadcast went live
+	// What roomcast did with the video, and why.
+	VideoCodecIn   string `json:"videoCodecIn,omitempty"`
+	Transcoding    bool   `json:"transcoding"`
+	VideoReason    string `json:"videoReason,omitempty"`
+	SimulcastLayer string `json:"simulcastLayer,omitempty"`
+	WidthIn        int    `json:"widthIn,omitempty"` // what the publisher sends now
+	HeightIn       int    `json:"heightIn,omitempty"`
 }
 
 // broadcast is one participant going out to its destinations. Its run
@@ -88,7 +95,8 @@ type broadcast struct {
 	room     string
 	identity string
 	outputs  []egress.Output // as started; the stream owns them after
-	metadata map[string]any  // custom onMetaData keys from the start
+	media    Media
+	metadata map[string]any // custom onMetaData keys from the start
 	created  time.Time
 	// metadataLimit bounds metadata messages from every door together.
 	metadataLimit *rate.Limiter
@@ -102,6 +110,7 @@ type broadcast struct {
 	reason      string
 	err         *Error
 	stream      *egress.Stream
+	layer       string        // the simulcast layer subscribed to
 	outputCount int           // outputs ever added, for their ids
 	history     []State       // every state entered, in order, for Follow
 	changed     chan struct{} // closed and replaced on every change
@@ -112,19 +121,24 @@ func (b *broadcast) run(ctx context.Context, rooms Rooms, cfg config.Broadcast, 
 	defer close(b.done)
 	log = log.With("broadcast", b.id, "room", b.room, "identity", b.identity)
 
-	tracks, leave, err := rooms.Subscribe(ctx, b.room, b.identity, cfg.TrackWait)
+	sub, err := rooms.Subscribe(ctx, b.media.subscribeRequest(b.room, b.identity, cfg))
 	if err != nil {
 		b.end(ctx, err, log)
 		return
 	}
-	defer leave()
+	tracks := sub.Tracks
+	defer sub.Leave()
+	b.mu.Lock()
+	b.layer = sub.Layer
+	b.mu.Unlock()
 	b.setState(StateConnected)
 
 	stream, err := egress.New(egress.Options{
 		Outputs:          b.outputs,
 		KeyframeInterval: cfg.KeyframeInterval,
-		AudioSampleRate:  cfg.AudioSampleRate,
-		AudioBitrate:     cfg.AudioBitrate,
+		AudioSampleRate:  b.media.AudioSampleRate,
+		AudioBitrate:     b.media.AudioBitrate,
+		Video:            b.media.Video,
 		Metadata:         b.metadata,
 		MaxMetadataBytes: cfg.MaxMetadataBytes,
 		Logger:           log,
@@ -265,18 +279,25 @@ func (b *broadcast) snapshot() (Info, []State, <-chan struct{}) {
 	}
 	st := b.stream.Stats()
 	in.Stats = &Stats{
-		VideoCodec:   st.VideoCodec,
-		AudioCodec:   st.AudioCodec,
-		Passthrough:  st.Passthrough,
-		Width:        st.Width,
-		Height:       st.Height,
-		FrameRate:    st.FrameRate,
-		VideoBitrate: int64(st.VideoBitrate),
-		AudioBitrate: int64(st.AudioBitrate),
-		VideoFrames:  st.VideoFrames,
-		AudioFrames:  st.AudioFrames,
-		Keyframes:    st.Keyframes,
-		Bytes:        st.Bytes,
+		VideoCodec:     st.VideoCodec,
+		AudioCodec:     st.AudioCodec,
+		Passthrough:    st.Passthrough,
+		Width:          st.Width,
+		Height:         st.Height,
+		FrameRate:      st.FrameRate,
+		VideoBitrate:   int64(st.VideoBitrate),
+		AudioBitrate:   int64(st.AudioBitrate),
+		VideoFrames:    st.VideoFrames,
+		AudioFrames:    st.AudioFrames,
+		Keyframes:      st.Keyframes,
+		Bytes:          st.Bytes,
+		DroppedFrames:  st.DroppedFrames,
+		VideoCodecIn:   st.VideoCodecIn,
+		Transcoding:    st.Transcoding,
+		VideoReason:    st.VideoReason,
+		SimulcastLayer: b.layer,
+		WidthIn:        st.VideoWidthIn,
+		HeightIn:       st.VideoHeightIn,
 	}
 	if !b.liveAt.IsZero() {
 		end := time.Now()

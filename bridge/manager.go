@@ -25,6 +25,11 @@ type StartRequest struct {
 	Room     string          `json:"room,omitempty"`
 	Identity string          `json:"identity,omitempty"`
 	Outputs  []OutputRequest `json:"outputs,omitempty"`
+	// Media choices, in media.go: source "camera" (default) or "screen",
+	// video mode and targets, audio targets.
+	Source string        `json:"source,omitempty"`
+	Video  *VideoRequest `json:"video,omitempty"`
+	Audio  *AudioRequest `json:"audio,omitempty"`
 	// Metadata holds custom onMetaData keys, merged with the stream's own
 	// fields into the stream's one onMetaData.
 	Metadata map[string]any `json:"metadata,omitempty"`
@@ -106,12 +111,17 @@ func (m *Manager) Start(req StartRequest) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	media, err := validateMedia(req, m.cfg)
+	if err != nil {
+		return Info{}, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &broadcast{
 		id:            newID("bc_"),
 		room:          req.Room,
 		identity:      req.Identity,
 		outputs:       outputs,
+		media:         media,
 		metadata:      req.Metadata,
 		created:       time.Now(),
 		metadataLimit: rate.NewLimiter(rate.Limit(m.cfg.MetadataRate), m.cfg.MetadataBurst),

@@ -11,10 +11,12 @@ import (
 // Rooms is how the bridge reaches an SFU: bridge/livekit implements it for
 // LiveKit; a Galène adapter would implement the same.
 type Rooms interface {
-	// Subscribe joins room and subscribes to identity's camera and
-	// microphone, waiting up to wait for them. leave ends the membership;
+	// Subscribe joins the room and subscribes to the participant's video
+	// and audio of the requested source, waiting up to req.Wait for them.
+	// It returns whatever arrived by then (audio only, video only, or
+	// both) and fails only when nothing did. Leave ends the membership;
 	// the tracks end with it. Errors wrap the sentinels below.
-	Subscribe(ctx context.Context, room, identity string, wait time.Duration) (tracks []egress.Track, leave func(), err error)
+	Subscribe(ctx context.Context, req SubscribeRequest) (Subscription, error)
 
 	// Join takes part in room as roomcast's own participant, the one that
 	// speaks the room protocol: it receives data messages and sends
@@ -45,6 +47,26 @@ type RoomConn interface {
 	// value removes a key.
 	SetAttributes(attrs map[string]string)
 	Leave()
+}
+
+// SubscribeRequest selects the tracks of one participant.
+type SubscribeRequest struct {
+	Room, Identity string
+	Source         string // SourceCamera or SourceScreen
+	TrackName      string // a video track's name, when the participant has several
+	// MaxWidth and MaxHeight pick the largest simulcast layer that fits;
+	// zero picks the highest.
+	MaxWidth, MaxHeight int
+	Wait                time.Duration
+}
+
+// Subscription is what Subscribe got.
+type Subscription struct {
+	Tracks []egress.Track
+	Leave  func()
+	// Layer describes the simulcast layer asked for, e.g. "high 1280x720";
+	// empty for a track without layers.
+	Layer string
 }
 
 // Errors a Rooms implementation wraps so the bridge can report them.

@@ -18,8 +18,8 @@ import (
 
 	"github.com/roomcast/roomcast/bridge/httpapi"
 	"github.com/roomcast/roomcast/config"
-	"github.com/roomcast/roomcast/internal/service"
 	"github.com/roomcast/roomcast/internal/livekitdev"
+	"github.com/roomcast/roomcast/internal/service"
 	"github.com/roomcast/roomcast/internal/testpattern"
 )
 

@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-gst/go-gst/gst"
 	"github.com/go-gst/go-gst/gst/app"
-	"github.com/pion/webrtc/v4"
 )
 
 // ErrTracksEnded is returned by Run when every track ended on its own (the
@@ -36,6 +34,7 @@ type Options struct {
 	// MaxMetadataBytes bounds one encoded data message and the merged
 	// user metadata; default DefaultMaxMetadataBytes.
 	MaxMetadataBytes int
+	Video            VideoOptions // mode and transcoding targets
 	Logger           *slog.Logger
 	// OnChange, if set, is called after an output changes state. It runs
 	// on the stream's goroutines, so it must return quickly; read the new
@@ -47,6 +46,12 @@ type Options struct {
 type Stats struct {
 	VideoCodec, AudioCodec string // what goes out: "h264", "aac"
 	Passthrough            bool   // video leaves as it came in
+	VideoCodecIn           string // what the publisher sends: "h264", "vp8", ...
+	Transcoding            bool   // video is decoded and encoded (or a slate is sent)
+	VideoReason            string // why passthrough or transcoding
+	DroppedFrames          uint64 // frames the transcoder dropped to hold the framerate
+	VideoWidthIn           int    // the size the publisher sends now; 0 until known
+	VideoHeightIn          int
 	VideoFrames            uint64
 	AudioFrames            uint64
 	Keyframes              uint64
@@ -66,6 +71,7 @@ type Stats struct {
 type Stream struct {
 	opts         Options
 	video, audio Track
+	videoCodec   videoCodec // the video track's elements
 	log          *slog.Logger
 	tlsConfig    *tls.Config // nil: the system roots; tests set their own
 	backoff      backoff
@@ -92,6 +98,7 @@ type Stream struct {
 	lastTS   uint32         // newest media timestamp the pump has seen
 	dataMeta map[string]any // user metadata merged so far
 	ended    bool
+	rate     *gst.Element // the transcoder's videorate, if any; set by Run
 }
 
 // New checks the tracks and options; nothing connects until Run.
@@ -114,8 +121,12 @@ func New(opts Options, tracks ...Track) (*Stream, error) {
 	if opts.OnChange == nil {
 		opts.OnChange = func() {}
 	}
+	opts.Video = opts.Video.withDefaults()
 	if len(opts.Outputs) == 0 {
 		return nil, errors.New("egress: no outputs")
+	}
+	if err := opts.Video.validate(); err != nil {
+		return nil, err
 	}
 	if opts.MaxMetadataBytes > maxTagBytes/2 {
 		return nil, fmt.Errorf("egress: MaxMetadataBytes %d exceeds the limit of %d (FLV tags hold 16 MiB)", opts.MaxMetadataBytes, maxTagBytes/2)
@@ -148,23 +159,8 @@ func New(opts Options, tracks ...Track) (*Stream, error) {
 		}
 		s.dataMeta = meta
 	}
-	for _, t := range tracks {
-		c := t.Codec()
-		switch {
-		case c.Kind == Video && s.video == nil && strings.EqualFold(c.MimeType, webrtc.MimeTypeH264):
-			s.video = t
-			s.stats.VideoCodec, s.stats.Passthrough = "h264", true
-		case c.Kind == Audio && s.audio == nil && strings.EqualFold(c.MimeType, webrtc.MimeTypeOpus):
-			s.audio = t
-			s.stats.AudioCodec = "aac"
-		case c.Kind == Video || c.Kind == Audio:
-			return nil, fmt.Errorf("egress: %s track %s: %w (this version takes one H.264 video and one Opus audio track)", c.Kind, c.MimeType, ErrUnsupportedCodec)
-		default:
-			return nil, fmt.Errorf("egress: track of unknown kind %d", c.Kind)
-		}
-	}
-	if s.video == nil && s.audio == nil {
-		return nil, errors.New("egress: no tracks")
+	if err := s.plan(tracks); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -259,24 +255,17 @@ func (s *Stream) Run(ctx context.Context) error {
 		defer close(pumpDone)
 		s.pump(app.SinkFromElement(sink))
 	}()
-	for _, t := range []Track{s.video, s.audio} {
-		if t == nil {
-			continue
-		}
-		name := videoSrcName
-		if t == s.audio {
-			name = audioSrcName
-		}
-		el, err := main.GetElementByName(name)
-		if err != nil {
-			return fmt.Errorf("egress: %w", err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); s.read(t, app.SrcFromElement(el)) }()
+	if err := s.startReaders(main, &wg); err != nil {
+		return fmt.Errorf("egress: %w", err)
 	}
+	s.watchVideo(main)
 
 	var keyframeCheck <-chan time.Time
-	if s.video != nil {
+	if s.video != nil && s.stats.Transcoding {
+		// x264 makes its own keyframes; the decoder needs one to start.
+		s.video.RequestKeyframe()
+	}
+	if s.video != nil && !s.stats.Transcoding {
 		tick := time.NewTicker(keyframeCheckPeriod)
 		defer tick.Stop()
 		keyframeCheck = tick.C
@@ -422,7 +411,13 @@ func (s *Stream) Stats() Stats {
 	if span := s.video2s.span(now); span > 0 {
 		st.FrameRate = float64(frames) / span.Seconds()
 	}
+	rate := s.rate
 	s.mu.Unlock()
+	if rate != nil {
+		if v, err := rate.GetProperty("drop"); err == nil {
+			st.DroppedFrames, _ = v.(uint64)
+		}
+	}
 	st.Outputs = make([]OutputStats, 0, len(outputs))
 	for _, o := range outputs {
 		st.Outputs = append(st.Outputs, o.snapshot())

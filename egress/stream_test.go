@@ -23,7 +23,9 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{"no outputs", Options{}, []Track{opus}, "no outputs"},
 		{"no tracks", Options{Outputs: out}, nil, "no tracks"},
-		{"vp8 not yet", Options{Outputs: out}, []Track{vp8, opus}, "video track video/VP8: unsupported codec"},
+		{"vp8 in passthrough", Options{Outputs: out, Video: VideoOptions{Mode: ModePassthrough}}, []Track{vp8, opus}, "video mode passthrough needs an H.264 track, but the track is video/VP8: unsupported codec"},
+		{"bad mode", Options{Outputs: out, Video: VideoOptions{Mode: "copy"}}, []Track{vp8, opus}, `video mode "copy"`},
+		{"odd size", Options{Outputs: out, Video: VideoOptions{Width: 641}}, []Track{vp8, opus}, "video size 641x720"},
 		{"two audio", Options{Outputs: out}, []Track{opus, opus}, "unsupported codec"},
 		{"same id twice", Options{Outputs: append(out, out[0])}, []Track{opus}, `output id "o1" is used twice`},
 		{"no id", Options{Outputs: []Output{{URL: out[0].URL}}}, []Track{opus}, "output without an id"},

@@ -9,7 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,32 +50,37 @@ func NewClient(cfg config.LiveKit, identity string, log *slog.Logger) *Client {
 	}
 }
 
-// Subscribe joins room as a hidden participant and subscribes to identity's
-// camera and microphone, waiting up to wait for both to be published. leave
-// disconnects from the room; the tracks end then.
-func (c *Client) Subscribe(ctx context.Context, room, identity string, wait time.Duration) (tracks []egress.Track, leave func(), err error) {
+// Subscribe joins the room as a hidden participant and subscribes to the
+// participant's selected video and audio (see selection), waiting up to
+// req.Wait for them; it goes ahead with one of the two when the other is
+// not published (see waitTracks). Leave disconnects from the room; the
+// tracks end then.
+func (c *Client) Subscribe(ctx context.Context, req bridge.SubscribeRequest) (bridge.Subscription, error) {
+	room, identity, wait := req.Room, req.Identity, req.Wait
 	if err := c.checkRoom(ctx, room); err != nil {
-		return nil, nil, err
+		return bridge.Subscription{}, err
 	}
 
 	w := &waiter{
 		identity: identity,
-		want:     []lkproto.TrackSource{lkproto.TrackSource_CAMERA, lkproto.TrackSource_MICROPHONE},
+		sel:      newSelection(req),
 		sync:     synchronizer.NewSynchronizer(nil),
-		got:      map[lkproto.TrackSource]*track{},
+		got:      map[lksdk.TrackKind]*track{},
 		ready:    make(chan struct{}),
+		update:   make(chan struct{}, 1),
 	}
 	cb := lksdk.NewRoomCallback()
 	cb.OnTrackPublished = w.onPublished
 	cb.OnTrackSubscribed = w.onSubscribed
+	cb.OnParticipantDisconnected = w.onDisconnected
 
 	token, err := c.token(room)
 	if err != nil {
-		return nil, nil, err
+		return bridge.Subscription{}, err
 	}
 	r, err := lksdk.ConnectToRoomWithToken(c.cfg.URL, token, cb, lksdk.WithAutoSubscribe(false))
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w %q on %s: %v", bridge.ErrRoomConnect, room, c.cfg.URL, err)
+		return bridge.Subscription{}, fmt.Errorf("%w %q on %s: %v", bridge.ErrRoomConnect, room, c.cfg.URL, err)
 	}
 	// Tracks published before we joined are not announced by callbacks.
 	for _, rp := range r.GetRemoteParticipants() {
@@ -86,21 +91,16 @@ func (c *Client) Subscribe(ctx context.Context, room, identity string, wait time
 		}
 	}
 
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-w.ready:
-		return w.tracks(), r.Disconnect, nil
-	case <-timer.C:
+	if err := w.waitTracks(ctx, wait); err != nil {
 		r.Disconnect()
 		w.closeAll()
-		return nil, nil, fmt.Errorf("%w: participant %q in room %q did not publish %s within %v (has %s)",
-			bridge.ErrTracksNotFound, identity, room, sourceList(w.want), wait, w.describe())
-	case <-ctx.Done():
-		r.Disconnect()
-		w.closeAll()
-		return nil, nil, ctx.Err()
+		if ctx.Err() != nil {
+			return bridge.Subscription{}, ctx.Err()
+		}
+		return bridge.Subscription{}, fmt.Errorf("%w: participant %q in room %q did not publish %s within %v (has %s)",
+			bridge.ErrTracksNotFound, identity, room, w.sel, wait, w.describe())
 	}
+	return bridge.Subscription{Tracks: w.tracks(), Leave: r.Disconnect, Layer: w.layerName()}, nil
 }
 
 // checkRoom fails fast for a room that does not exist: joining would create
@@ -147,13 +147,17 @@ func (c *Client) token(room string) (string, error) {
 // announces them, from the SDK's callback goroutines.
 type waiter struct {
 	identity string
-	want     []lkproto.TrackSource
+	sel      selection
 	sync     *synchronizer.Synchronizer
 
 	mu        sync.Mutex
-	published []lkproto.TrackSource // everything seen, for the error
-	got       map[lkproto.TrackSource]*track
-	ready     chan struct{}
+	published []string                   // everything seen, for the error
+	wanted    map[string]lksdk.TrackKind // SIDs subscribed to
+	got       map[lksdk.TrackKind]*track
+	layer     *lkproto.VideoLayer        // the simulcast layer asked for
+	relays    map[lksdk.TrackKind]*relay // what egress reads, once started
+	ready     chan struct{}              // closed when video and audio are in
+	update    chan struct{}              // a track came in
 	done      bool
 }
 
@@ -162,8 +166,19 @@ func (w *waiter) onPublished(pub *lksdk.RemoteTrackPublication, rp *lksdk.Remote
 		return
 	}
 	w.mu.Lock()
-	w.published = append(w.published, pub.Source())
-	wanted := slices.Contains(w.want, pub.Source()) && w.got[pub.Source()] == nil
+	w.published = append(w.published, describePub(pub))
+	wanted := w.sel.wants(pub) && w.got[pub.Kind()] == nil && !w.anyWanted(pub.Kind())
+	if w.relays[pub.Kind()] != nil {
+		// A replacement for a track already broadcast (see relay).
+		_, seen := w.wanted[pub.SID()]
+		wanted = w.sel.wants(pub) && !seen
+	}
+	if wanted {
+		if w.wanted == nil {
+			w.wanted = map[string]lksdk.TrackKind{}
+		}
+		w.wanted[pub.SID()] = pub.Kind()
+	}
 	w.mu.Unlock()
 	if wanted {
 		_ = pub.SetSubscribed(true)
@@ -171,16 +186,32 @@ func (w *waiter) onPublished(pub *lksdk.RemoteTrackPublication, rp *lksdk.Remote
 }
 
 func (w *waiter) onSubscribed(remote *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
-	if rp.Identity() != w.identity || !slices.Contains(w.want, pub.Source()) {
+	if rp.Identity() != w.identity || !w.sel.wants(pub) {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.done || w.got[pub.Source()] != nil {
+	if r := w.relays[pub.Kind()]; r != nil {
+		if pub.Kind() == lksdk.TrackKindVideo {
+			w.chooseLayer(pub)
+		}
+		if t := newTrack(remote, pub, rp, w.sync); !r.offer(t) {
+			_ = t.Close()
+		}
 		return
 	}
-	w.got[pub.Source()] = newTrack(remote, pub, rp, w.sync)
-	if len(w.got) == len(w.want) {
+	if w.done || w.got[pub.Kind()] != nil {
+		return
+	}
+	if pub.Kind() == lksdk.TrackKindVideo {
+		w.chooseLayer(pub)
+	}
+	w.got[pub.Kind()] = newTrack(remote, pub, rp, w.sync)
+	select {
+	case w.update <- struct{}{}:
+	default:
+	}
+	if len(w.got) == 2 {
 		w.done = true
 		close(w.ready)
 	}
@@ -190,8 +221,12 @@ func (w *waiter) tracks() []egress.Track {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var ts []egress.Track
-	for _, src := range w.want {
-		ts = append(ts, w.got[src])
+	w.relays = map[lksdk.TrackKind]*relay{}
+	for _, kind := range []lksdk.TrackKind{lksdk.TrackKindVideo, lksdk.TrackKindAudio} {
+		if t := w.got[kind]; t != nil {
+			w.relays[kind] = newRelay(t)
+			ts = append(ts, w.relays[kind])
+		}
 	}
 	return ts
 }
@@ -211,18 +246,7 @@ func (w *waiter) describe() string {
 	if len(w.published) == 0 {
 		return "no tracks"
 	}
-	return sourceList(w.published)
-}
-
-func sourceList(srcs []lkproto.TrackSource) string {
-	s := ""
-	for i, src := range srcs {
-		if i > 0 {
-			s += " and "
-		}
-		s += src.String()
-	}
-	return s
+	return strings.Join(w.published, ", ")
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -3,6 +3,7 @@ package livekit
 import (
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,10 +53,7 @@ func newTrack(remote *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp 
 		sync:   s.AddTrack(remote, rp.Identity()),
 		closed: make(chan struct{}),
 	}
-	var depacketizer rtp.Depacketizer = &codecs.OpusPacket{}
-	if remote.Kind() == webrtc.RTPCodecTypeVideo {
-		depacketizer = &codecs.H264Packet{}
-	}
+	depacketizer := depacketizerFor(remote.Codec().MimeType)
 	t.jitter = jitter.NewBuffer(depacketizer, jitterLatency, t.release,
 		// A dropped frame breaks every frame that references it until the
 		// next keyframe: ask for one at once.
@@ -124,6 +122,9 @@ func (t *track) ReadRTP() (*rtp.Packet, time.Duration, error) {
 			}
 			return nil, 0, err
 		}
+		if isBlankFrame(t.remote.Codec().MimeType, pkt.Payload) {
+			continue
+		}
 		t.jitter.PushAt(pkt, time.Now())
 	}
 }
@@ -143,4 +144,20 @@ func (t *track) Close() error {
 		t.sync.Close()
 	})
 	return nil
+}
+
+// depacketizerFor tells the jitter buffer where frames begin and end in
+// the codec's payload format.
+func depacketizerFor(mime string) rtp.Depacketizer {
+	switch strings.ToLower(mime) {
+	case strings.ToLower(webrtc.MimeTypeH264):
+		return &codecs.H264Packet{}
+	case strings.ToLower(webrtc.MimeTypeVP8):
+		return &codecs.VP8Packet{}
+	case strings.ToLower(webrtc.MimeTypeVP9):
+		return &codecs.VP9Packet{}
+	case strings.ToLower(webrtc.MimeTypeAV1):
+		return &codecs.AV1Depacketizer{}
+	}
+	return &codecs.OpusPacket{}
 }

@@ -67,8 +67,8 @@ type Server struct {
 	udpPort  int
 	webhooks []string
 	dir      string
-	rmDir   bool
-	logPath string
+	rmDir    bool
+	logPath  string
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd.Wait returns

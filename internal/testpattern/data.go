@@ -142,7 +142,9 @@ func (m *Member) Attributes(identity string) map[string]string {
 }
 
 // Present reports whether identity is in the room.
-func (m *Member) Present(identity string) bool { return m.room.GetParticipantByIdentity(identity) != nil }
+func (m *Member) Present(identity string) bool {
+	return m.room.GetParticipantByIdentity(identity) != nil
+}
 
 // Close leaves the room.
 func (m *Member) Close() { m.room.Disconnect() }

@@ -2,6 +2,7 @@ package testpattern
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -29,6 +30,7 @@ var (
 		ClockRate:   90000,
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
 	}
+	vp8Codec  = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
 	opusCodec = webrtc.RTPCodecCapability{
 		MimeType:    webrtc.MimeTypeOpus,
 		ClockRate:   48000,
@@ -38,18 +40,27 @@ var (
 )
 
 // Publisher is one participant in one room publishing a Source: a camera
-// H.264 track and a microphone Opus track.
+// track (one per simulcast layer, highest first) and a microphone Opus
+// track, either of which the Source may leave out.
 type Publisher struct {
-	src   *Source
-	log   *slog.Logger
-	room  *lksdk.Room
-	video *lksdk.LocalTrack
-	audio *lksdk.LocalTrack
+	src    *Source
+	log    *slog.Logger
+	room   *lksdk.Room
+	audio  *lksdk.LocalTrack
+	sdkLog protologger.Logger
 
+	videoMu sync.Mutex
+	video   []*lksdk.LocalTrack // one per layer; replaced by RepublishVideo
+
+	videoPub *lksdk.LocalTrackPublication
+	audioPub *lksdk.LocalTrackPublication
 	videoSID string
 	audioSID string
 	plis     atomic.Int64
 	inbox    *Inbox // data messages the room sent this participant
+	// Muted tracks are announced as muted and get no samples, as an SFU
+	// then forwards nothing.
+	videoMuted, audioMuted atomic.Bool
 
 	closeOnce sync.Once
 }
@@ -84,63 +95,177 @@ func Publish(ctx context.Context, src *Source, url, token string) (*Publisher, e
 }
 
 func (p *Publisher) publish(ctx context.Context, sdkLog protologger.Logger) error {
-	var err error
-	p.video, err = lksdk.NewLocalSampleTrack(h264Codec, lksdk.WithRTCPHandler(p.onRTCP))
+	p.sdkLog = sdkLog
+	video, bound, err := p.newVideoTracks()
 	if err != nil {
-		return fmt.Errorf("testpattern: video track: %w", err)
+		return err
 	}
-	p.video.SetLogger(sdkLog)
-	p.audio, err = lksdk.NewLocalSampleTrack(opusCodec)
-	if err != nil {
-		return fmt.Errorf("testpattern: audio track: %w", err)
+	p.setVideo(video)
+	if p.src.audio != nil {
+		p.audio, err = lksdk.NewLocalSampleTrack(opusCodec)
+		if err != nil {
+			return fmt.Errorf("testpattern: audio track: %w", err)
+		}
+		p.audio.SetLogger(sdkLog)
+		b := make(chan struct{})
+		p.audio.OnBind(func() { close(b) })
+		bound = append(bound, b)
 	}
-	p.audio.SetLogger(sdkLog)
-	// Samples written before a track is bound are dropped, so attach now and
-	// ask for a keyframe once the video track is bound: a browser's encoder
-	// starts every new track with one, and this Publisher may join a Source
-	// that has been running for a while.
-	videoBound, audioBound := make(chan struct{}), make(chan struct{})
-	p.video.OnBind(func() {
-		p.src.RequestKeyframe()
-		close(videoBound)
-	})
-	p.audio.OnBind(func() { close(audioBound) })
 	p.src.attach(p)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("testpattern: publish: %w", err)
 	}
 
-	lp := p.room.LocalParticipant
-	vpub, err := lp.PublishTrack(p.video, &lksdk.TrackPublicationOptions{
-		Name:        "testpattern-camera",
-		Source:      livekit.TrackSource_CAMERA,
-		VideoWidth:  p.src.opts.Width,
-		VideoHeight: p.src.opts.Height,
-	})
-	if err != nil {
-		return fmt.Errorf("testpattern: publish video: %w", err)
+	if p.videoPub, err = p.publishVideo(video); err != nil {
+		return err
 	}
-	p.videoSID = vpub.SID()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("testpattern: publish: %w", err)
 	}
-	apub, err := lp.PublishTrack(p.audio, &lksdk.TrackPublicationOptions{
-		Name:   "testpattern-microphone",
-		Source: livekit.TrackSource_MICROPHONE,
-		Stereo: true,
-	})
-	if err != nil {
-		return fmt.Errorf("testpattern: publish audio: %w", err)
+	if p.audio != nil {
+		audioSource := livekit.TrackSource_MICROPHONE
+		if p.src.opts.Screen {
+			audioSource = livekit.TrackSource_SCREEN_SHARE_AUDIO
+		}
+		p.audioPub, err = p.room.LocalParticipant.PublishTrack(p.audio, &lksdk.TrackPublicationOptions{
+			Name:   "testpattern-microphone",
+			Source: audioSource,
+			Stereo: true,
+		})
+		if err != nil {
+			return fmt.Errorf("testpattern: publish audio: %w", err)
+		}
+		p.audioSID = p.audioPub.SID()
 	}
-	p.audioSID = apub.SID()
-	for _, bound := range []chan struct{}{videoBound, audioBound} {
+	return waitBound(ctx, bound)
+}
+
+func waitBound(ctx context.Context, bound []chan struct{}) error {
+	for _, b := range bound {
 		select {
-		case <-bound:
+		case <-b:
 		case <-ctx.Done():
 			return fmt.Errorf("testpattern: tracks not bound: %w", ctx.Err())
 		}
 	}
 	return nil
+}
+
+// newVideoTracks makes one local track per layer of the source, and the
+// channels that close when each is bound to the peer connection.
+func (p *Publisher) newVideoTracks() ([]*lksdk.LocalTrack, []chan struct{}, error) {
+	o := p.src.opts
+	codec := h264Codec
+	if o.Codec == "vp8" {
+		codec = vp8Codec
+	}
+	var tracks []*lksdk.LocalTrack
+	var bound []chan struct{}
+	for i := range p.src.Layers() {
+		var opts []lksdk.LocalTrackOptions
+		opts = append(opts, lksdk.WithRTCPHandler(p.onRTCP))
+		if p.src.Layers() > 1 {
+			l := layers[i]
+			opts = append(opts, lksdk.WithSimulcast("testpattern-camera", &livekit.VideoLayer{
+				Quality: []livekit.VideoQuality{livekit.VideoQuality_HIGH, livekit.VideoQuality_MEDIUM, livekit.VideoQuality_LOW}[i],
+				Width:   uint32(o.Width / l &^ 1), Height: uint32(o.Height / l &^ 1),
+			}))
+		}
+		t, err := lksdk.NewLocalTrack(codec, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("testpattern: video track: %w", err)
+		}
+		t.SetLogger(p.sdkLog)
+		// Samples written before a track is bound are dropped, so attach
+		// now and ask for a keyframe once the video track is bound: a
+		// browser's encoder starts every new track with one, and this
+		// Publisher may join a Source that has been running for a while.
+		b := make(chan struct{})
+		t.OnBind(func() {
+			p.src.RequestKeyframe()
+			close(b)
+		})
+		bound = append(bound, b)
+		tracks = append(tracks, t)
+	}
+	return tracks, bound, nil
+}
+
+func (p *Publisher) publishVideo(tracks []*lksdk.LocalTrack) (*lksdk.LocalTrackPublication, error) {
+	o := p.src.opts
+	opts := &lksdk.TrackPublicationOptions{
+		Name:        "testpattern-camera",
+		Source:      livekit.TrackSource_CAMERA,
+		VideoWidth:  o.Width,
+		VideoHeight: o.Height,
+	}
+	if o.Screen {
+		opts.Name, opts.Source = "testpattern-screen", livekit.TrackSource_SCREEN_SHARE
+	}
+	var pub *lksdk.LocalTrackPublication
+	var err error
+	switch len(tracks) {
+	case 0:
+		return nil, nil
+	case 1:
+		pub, err = p.room.LocalParticipant.PublishTrack(tracks[0], opts)
+	default:
+		pub, err = p.room.LocalParticipant.PublishSimulcastTrack(tracks, opts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("testpattern: publish video: %w", err)
+	}
+	p.videoSID = pub.SID()
+	return pub, nil
+}
+
+func (p *Publisher) setVideo(tracks []*lksdk.LocalTrack) {
+	p.videoMu.Lock()
+	defer p.videoMu.Unlock()
+	p.video = tracks
+}
+
+// RepublishVideo unpublishes the camera and publishes a new track from
+// the same source, as a browser does when the user switches cameras.
+func (p *Publisher) RepublishVideo(ctx context.Context) error {
+	if p.videoPub == nil {
+		return errors.New("testpattern: no video to republish")
+	}
+	if err := p.room.LocalParticipant.UnpublishTrack(p.videoPub.SID()); err != nil {
+		return fmt.Errorf("testpattern: unpublish video: %w", err)
+	}
+	video, bound, err := p.newVideoTracks()
+	if err != nil {
+		return err
+	}
+	p.setVideo(video)
+	if p.videoPub, err = p.publishVideo(video); err != nil {
+		return err
+	}
+	return waitBound(ctx, bound)
+}
+
+// MuteVideo mutes or unmutes the camera as a browser does: the room is
+// told, and no frames are sent while muted. Unmuting asks the encoder for
+// a keyframe, which a browser's encoder sends on resume.
+func (p *Publisher) MuteVideo(muted bool) {
+	if p.videoPub == nil {
+		return
+	}
+	p.videoMuted.Store(muted)
+	p.videoPub.SetMuted(muted)
+	if !muted {
+		p.src.RequestKeyframe()
+	}
+}
+
+// MuteAudio mutes or unmutes the microphone.
+func (p *Publisher) MuteAudio(muted bool) {
+	if p.audioPub == nil {
+		return
+	}
+	p.audioMuted.Store(muted)
+	p.audioPub.SetMuted(muted)
 }
 
 // onRTCP runs on the SDK's RTCP reader goroutine for the video track.
@@ -152,13 +277,22 @@ func (p *Publisher) onRTCP(pkt rtcp.Packet) {
 	}
 }
 
-func (p *Publisher) writeVideo(s media.Sample) {
-	if err := p.video.WriteSample(s, nil); err != nil {
+func (p *Publisher) writeVideo(layer int, s media.Sample) {
+	p.videoMu.Lock()
+	video := p.video
+	p.videoMu.Unlock()
+	if p.videoMuted.Load() || layer >= len(video) {
+		return
+	}
+	if err := video[layer].WriteSample(s, nil); err != nil {
 		p.log.Debug("test pattern: write video", "error", err)
 	}
 }
 
 func (p *Publisher) writeAudio(s media.Sample) {
+	if p.audioMuted.Load() || p.audio == nil {
+		return
+	}
 	if err := p.audio.WriteSample(s, nil); err != nil {
 		p.log.Debug("test pattern: write audio", "error", err)
 	}

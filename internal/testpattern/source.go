@@ -1,8 +1,10 @@
 // Package testpattern publishes a live test pattern into a LiveKit room as
-// a real participant would: H.264 camera video from x264enc and Opus
-// microphone audio, written through server-sdk-go. One Source (the encoder)
-// can feed many Publishers (room connections), so a benchmark can load N
-// rooms for the price of one encoder.
+// a real participant would: camera video (H.264 from x264enc, or VP8 from
+// vp8enc, optionally as three simulcast layers) and Opus microphone audio,
+// written through server-sdk-go; either track can be left out, muted and
+// unmuted. One Source (the encoder) can feed many Publishers (room
+// connections), so a benchmark can load N rooms for the price of one
+// encoder.
 //
 // Like a WebRTC encoder, the Source sends a keyframe only for the first frame
 // and when asked (a PLI or FIR from any room, or a new Publisher), never on a
@@ -15,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +34,23 @@ type SourceOptions struct {
 	Width, Height int // default 1280x720
 	FPS           int // default 30
 	BitrateKbps   int // video bitrate, default 2500
+	// Codec is "h264" (the default, constrained baseline) or "vp8".
+	Codec string
+	// Simulcast encodes three layers (full, half and quarter size), as
+	// Chrome does, published as one simulcast track.
+	Simulcast bool
+	// Pattern is videotestsrc's pattern: "ball" (the default, easy to
+	// encode) or e.g. "snow" (noise, the encoder's worst case).
+	Pattern string
+	// Screen publishes the video as a screen share and the audio as
+	// screen-share audio, instead of camera and microphone.
+	Screen bool
+	// NoVideo and NoAudio leave a track out.
+	NoVideo, NoAudio bool
+	// SyncMarks replaces the pattern with A/V sync marks: black video with
+	// one white frame and silence with a 100 ms 1 kHz beep, both starting
+	// exactly every SyncEvery of stream time.
+	SyncMarks bool
 	// MaxFrames bounds the frame log; past it the oldest half is dropped.
 	// Default 108000 (an hour at 30 fps).
 	MaxFrames int
@@ -70,22 +90,72 @@ const (
 	opusFrame = 20 * time.Millisecond
 )
 
+// SyncEvery is the period of the sync marks.
+const SyncEvery = 2 * time.Second
+
+// syncBeep is how long each sync beep lasts.
+const syncBeep = 100 * time.Millisecond
+
+// layers are the simulcast layers' sizes as fractions of the full size,
+// highest first; Chrome sends full, half and quarter.
+var layers = []int{1, 2, 4}
+
 // pipelineDesc reads the way the data flows. format=I420 matters: without
 // it x264enc negotiates Y444 (High 4:4:4), which browsers reject.
 // scenecut=0 keeps x264 from inserting keyframes of its own accord; aud=false
-// drops the access unit delimiters WebRTC has no use for.
+// drops the access unit delimiters WebRTC has no use for. vp8enc with
+// deadline=1 is realtime mode, as browsers run it.
+//
+// Each layer's capsfilter "sizeN" can be changed while running
+// (SetResolution); its encoder then starts a new stream at the new size,
+// as a browser's does under congestion. With SyncMarks the sources are not live but paced by
+// clocksync, so their timestamps are exact multiples of the frame and
+// sample durations and the marks fall on the same instants.
 func pipelineDesc(o SourceOptions) string {
-	return fmt.Sprintf(
-		"videotestsrc is-live=true pattern=ball"+
-			" ! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1"+
-			" ! x264enc name=encoder tune=zerolatency speed-preset=ultrafast bitrate=%d key-int-max=%d aud=false option-string=scenecut=0"+
-			" ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"+
-			" ! appsink name=video sync=false max-buffers=30"+
-			" audiotestsrc is-live=true wave=sine freq=440"+
-			" ! audio/x-raw,rate=48000,channels=2"+
-			" ! opusenc bitrate=64000"+
-			" ! appsink name=audio sync=false max-buffers=50",
-		o.Width, o.Height, o.FPS, o.BitrateKbps, keyIntMax)
+	live, pace := "is-live=true", ""
+	if o.SyncMarks {
+		live, pace = "is-live=false", " ! clocksync"
+	}
+	var d []string
+	if !o.NoVideo {
+		pattern := "ball"
+		if o.Pattern != "" {
+			pattern = o.Pattern
+		}
+		if o.SyncMarks {
+			pattern = "black"
+		}
+		d = append(d, fmt.Sprintf("videotestsrc %s pattern=%s ! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1%s"+
+			" ! identity name=rawvideo ! tee name=layers",
+			live, pattern, o.Width, o.Height, o.FPS, pace))
+		n := 1
+		if o.Simulcast {
+			n = len(layers)
+		}
+		for i := range n {
+			w, h := o.Width/layers[i]&^1, o.Height/layers[i]&^1
+			kbps := o.BitrateKbps / (layers[i] * layers[i])
+			var enc string
+			switch o.Codec {
+			case "vp8":
+				enc = fmt.Sprintf("vp8enc name=encoder%d deadline=1 cpu-used=8 threads=2 keyframe-max-dist=%d target-bitrate=%d end-usage=cbr", i, keyIntMax, kbps*1000)
+			default:
+				enc = fmt.Sprintf("x264enc name=encoder%d tune=zerolatency speed-preset=ultrafast bitrate=%d key-int-max=%d aud=false option-string=scenecut=0"+
+					" ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au", i, kbps, keyIntMax)
+			}
+			d = append(d, fmt.Sprintf("layers. ! queue max-size-buffers=2 ! videoscale ! capsfilter name=size%d caps=video/x-raw,width=%d,height=%d ! %s ! appsink name=video%d sync=false max-buffers=30",
+				i, w, h, enc, i))
+		}
+	}
+	if !o.NoAudio {
+		wave := "sine freq=440"
+		if o.SyncMarks {
+			wave = "sine freq=1000 samplesperbuffer=480"
+		}
+		d = append(d, fmt.Sprintf("audiotestsrc %s wave=%s ! audio/x-raw,format=S16LE,rate=48000,channels=2%s"+
+			" ! identity name=rawaudio ! opusenc bitrate=64000 ! appsink name=audio sync=false max-buffers=50", live, wave, pace))
+	}
+	return strings.Join(d, "  ")
 }
 
 var gstInitOnce sync.Once
@@ -98,9 +168,10 @@ type Source struct {
 	opts     SourceOptions
 	log      *slog.Logger
 	pipeline *gst.Pipeline
-	encoder  *gst.Element
-	video    *app.Sink
-	audio    *app.Sink
+	encoders []*gst.Element // one per layer, highest first
+	videos   []*app.Sink    // one per layer; none with NoVideo
+	audio    *app.Sink      // nil with NoAudio
+	sizes    []*gst.Element // capsfilters setting each layer's size
 
 	mu         sync.Mutex
 	publishers []*Publisher // replaced, never modified in place
@@ -136,19 +207,35 @@ func NewSource(opts SourceOptions) (*Source, error) {
 		stopBus:  make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	if s.encoder, err = pipeline.GetElementByName("encoder"); err != nil {
-		return nil, fmt.Errorf("testpattern: %w", err)
+	for i := 0; !opts.NoVideo; i++ {
+		enc, err := pipeline.GetElementByName(fmt.Sprintf("encoder%d", i))
+		if err != nil {
+			break // no more layers
+		}
+		video, err := pipeline.GetElementByName(fmt.Sprintf("video%d", i))
+		if err != nil {
+			return nil, fmt.Errorf("testpattern: %w", err)
+		}
+		size, err := pipeline.GetElementByName(fmt.Sprintf("size%d", i))
+		if err != nil {
+			return nil, fmt.Errorf("testpattern: %w", err)
+		}
+		s.encoders = append(s.encoders, enc)
+		s.videos = append(s.videos, app.SinkFromElement(video))
+		s.sizes = append(s.sizes, size)
 	}
-	video, err := pipeline.GetElementByName("video")
-	if err != nil {
-		return nil, fmt.Errorf("testpattern: %w", err)
+	if !opts.NoAudio {
+		audio, err := pipeline.GetElementByName("audio")
+		if err != nil {
+			return nil, fmt.Errorf("testpattern: %w", err)
+		}
+		s.audio = app.SinkFromElement(audio)
 	}
-	audio, err := pipeline.GetElementByName("audio")
-	if err != nil {
-		return nil, fmt.Errorf("testpattern: %w", err)
+	if opts.SyncMarks {
+		if err := s.addSyncMarks(); err != nil {
+			return nil, err
+		}
 	}
-	s.video = app.SinkFromElement(video)
-	s.audio = app.SinkFromElement(audio)
 	return s, nil
 }
 
@@ -168,9 +255,15 @@ func (s *Source) Start(ctx context.Context) error {
 			s.stop(err)
 			return
 		}
-		s.wg.Add(3)
-		go s.videoLoop()
-		go s.audioLoop()
+		for i := range s.videos {
+			s.wg.Add(1)
+			go s.videoLoop(i)
+		}
+		if s.audio != nil {
+			s.wg.Add(1)
+			go s.audioLoop()
+		}
+		s.wg.Add(1)
 		go s.busLoop()
 		context.AfterFunc(ctx, func() { s.stop(ctx.Err()) })
 		s.log.Debug("test pattern started", "width", s.opts.Width, "height", s.opts.Height, "fps", s.opts.FPS, "kbps", s.opts.BitrateKbps)
@@ -214,16 +307,31 @@ func (s *Source) stop(err error) {
 	})
 }
 
-func (s *Source) videoLoop() {
+// videoLoop sends one layer's frames; layer 0 is the highest and the only
+// one whose frames are logged.
+func (s *Source) videoLoop(layer int) {
 	defer s.wg.Done()
 	fallback := time.Second / time.Duration(s.opts.FPS)
 	for {
-		data, dur, ok := pullSample(s.video, fallback)
+		data, dur, ok := pullSample(s.videos[layer], fallback)
 		if !ok {
 			return
 		}
-		nalus := avc.SplitAnnexB(data)
-		key := avc.IsKeyframe(nalus)
+		var nalus [][]byte
+		var key bool
+		if s.opts.Codec == "vp8" {
+			key = len(data) > 0 && data[0]&1 == 0 // RFC 6386: P bit clear
+		} else {
+			nalus = avc.SplitAnnexB(data)
+			key = avc.IsKeyframe(nalus)
+		}
+		if layer > 0 {
+			sample := media.Sample{Data: data, Duration: dur}
+			for _, p := range s.attached() {
+				p.writeVideo(layer, sample)
+			}
+			continue
+		}
 		if key {
 			s.mu.Lock()
 			s.kfPending = false
@@ -234,13 +342,15 @@ func (s *Source) videoLoop() {
 			continue
 		}
 		// Record before writing so that a fast receiver always finds it.
-		hash := avc.VCLHash(nalus)
-		s.mu.Lock()
-		s.frames.add(SentFrame{Hash: hash, SentAt: time.Now(), Keyframe: key, Size: len(data)})
-		s.mu.Unlock()
+		if nalus != nil {
+			hash := avc.VCLHash(nalus)
+			s.mu.Lock()
+			s.frames.add(SentFrame{Hash: hash, SentAt: time.Now(), Keyframe: key, Size: len(data)})
+			s.mu.Unlock()
+		}
 		sample := media.Sample{Data: data, Duration: dur}
 		for _, p := range pubs {
-			p.writeVideo(sample)
+			p.writeVideo(0, sample)
 		}
 		s.videoFrames.Add(1)
 	}
@@ -332,14 +442,36 @@ func (s *Source) RequestKeyframe() {
 	// The upstream GstForceKeyUnit event that
 	// gst_video_event_new_upstream_force_key_unit builds: running-time NONE
 	// means "the next frame"; all-headers repeats SPS/PPS with it.
-	st := gst.NewStructureFromString("GstForceKeyUnit, running-time=(guint64)18446744073709551615, all-headers=(boolean)true, count=(uint)0")
-	ev := gst.NewCustomEvent(gst.EventTypeCustomUpstream, st)
-	if !s.encoder.SendEvent(ev) {
-		s.log.Debug("test pattern: encoder refused force-key-unit event")
+	for _, enc := range s.encoders {
+		st := gst.NewStructureFromString("GstForceKeyUnit, running-time=(guint64)18446744073709551615, all-headers=(boolean)true, count=(uint)0")
+		ev := gst.NewCustomEvent(gst.EventTypeCustomUpstream, st)
+		if !enc.SendEvent(ev) {
+			s.log.Debug("test pattern: encoder refused force-key-unit event")
+		}
+		runtime.SetFinalizer(ev, nil)
+		ev.Unref()
 	}
-	runtime.SetFinalizer(ev, nil)
-	ev.Unref()
 }
+
+// SetResolution changes the full video size while running, as a browser's
+// encoder does under congestion: the encoders restart at the new size
+// with a keyframe carrying the new parameter sets.
+func (s *Source) SetResolution(width, height int) error {
+	if len(s.sizes) == 0 {
+		return errors.New("testpattern: no video")
+	}
+	for i, size := range s.sizes {
+		caps := gst.NewCapsFromString(fmt.Sprintf("video/x-raw,width=%d,height=%d", width/layers[i]&^1, height/layers[i]&^1))
+		if err := size.SetProperty("caps", caps); err != nil {
+			return fmt.Errorf("testpattern: set resolution: %w", err)
+		}
+	}
+	return nil
+}
+
+// Layers is how many video layers the source encodes: 1, or 3 with
+// Simulcast, highest first.
+func (s *Source) Layers() int { return len(s.videos) }
 
 // KeyframeRequests counts RequestKeyframe calls, coalesced or not.
 func (s *Source) KeyframeRequests() int64 { return s.kfRequests.Load() }
