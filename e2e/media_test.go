@@ -236,6 +236,9 @@ func TestAudioOnlyAndVideoOnly(t *testing.T) {
 		if st := running.Stats; st == nil || st.AudioCodec != "aac" || st.VideoCodec != "" || !strings.Contains(st.VideoReason, "audio only") {
 			t.Errorf("status stats = %+v", st)
 		}
+		if running.State != bridge.StateBroadcasting || running.Outputs[0].State != "live" {
+			t.Errorf("audio-only broadcast is %s with output %s, want broadcasting and live", running.State, running.Outputs[0].State)
+		}
 	})
 	t.Run("video only", func(t *testing.T) {
 		in, sess := live(t, ctx, rc, bridge.StartRequest{Room: "studio", Identity: "silent"})

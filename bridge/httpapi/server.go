@@ -293,7 +293,7 @@ func (s *server) stats() ServerStats {
 			continue
 		}
 		st.ActiveBroadcasts++
-		if in.Stats != nil && !in.Stats.Passthrough {
+		if in.Stats != nil && in.Stats.Transcoding {
 			st.Transcoding++
 		} else {
 			st.Passthrough++
