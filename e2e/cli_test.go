@@ -25,7 +25,7 @@ func TestCLI(t *testing.T) {
 	}
 	defer recv.Close()
 
-	code, out, stderr := cli(t, rc, "start", "--room", "studio", "--identity", "alice", "--url", recv.URL("live", "clikey"))
+	code, out, stderr := cli(t, rc, "start", "--room", "studio", "--identity", "alice", "--url", recv.URL("live", "clikey"), "--metadata", `{"title":"CLI show"}`, "--connect-info", `{"via":"cli"}`)
 	if code != 0 {
 		t.Fatalf("start exited %d: %s", code, stderr)
 	}
@@ -44,6 +44,10 @@ func TestCLI(t *testing.T) {
 	sess, err := recv.WaitSession(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	snap, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool { return len(s.DataNamed("onMetaData")) > 0 })
+	if err != nil || snap.Connect["via"] != "cli" || metaFields(snap.DataNamed("onMetaData")[0])["title"] != "CLI show" {
+		t.Errorf("--connect-info and --metadata did not reach the destination: connect %v (%v)", snap.Connect, err)
 	}
 
 	code, out, stderr = cli(t, rc, "list")

@@ -29,6 +29,8 @@ commands:
   serve                       run the bridge and its HTTP API (serve --help for flags)
   start                       start a broadcast: --room R --identity I
                               --url rtmp://host/app/key | --destination NAME (repeatable)
+                              [--source screen] [--video-mode transcode --video-width 1280 ...]
+                              [--metadata JSON] [--connect-info JSON]
   list                        list broadcasts
   get ID                      show one broadcast
   stop ID                     stop a broadcast and wait until it has ended
@@ -119,17 +121,27 @@ func client(cmd string, args []string) error {
 	secret := fs.String("api-secret", envOr("ROOMCAST_LIVEKIT_API_SECRET", "secret"), "LiveKit API secret to sign a token with")
 	tokenRoom := fs.String("token-room", "", "scope the signed token to this room")
 	var req bridge.StartRequest
+	var video bridge.VideoRequest
 	var urls, dests []string
+	var metadata, connectInfo string
 	noWait := false
 	switch cmd {
 	case "start":
 		fs.StringVar(&req.Room, "room", "", "LiveKit room name")
 		fs.StringVar(&req.Identity, "identity", "", "identity of the participant to broadcast")
 		fs.BoolVar(&noWait, "no-wait", false, "return at once instead of waiting until live")
+		fs.StringVar(&req.Source, "source", "", "camera (default) or screen")
+		fs.StringVar(&video.Mode, "video-mode", "", "auto (default), passthrough or transcode")
+		fs.IntVar(&video.Width, "video-width", 0, "transcoded width; also picks the simulcast layer")
+		fs.IntVar(&video.Height, "video-height", 0, "transcoded height")
+		fs.IntVar(&video.Bitrate, "video-bitrate", 0, "transcoded bits per second")
+		fs.IntVar(&video.Framerate, "video-framerate", 0, "transcoded frames per second")
+		fs.StringVar(&metadata, "metadata", "", `custom onMetaData keys as a JSON object, e.g. '{"title":"Show"}'`)
 		fallthrough
 	case "add-output":
 		fs.StringArrayVar(&urls, "url", nil, "RTMP destination rtmp[s]://host/app/stream-key (repeatable)")
 		fs.StringArrayVar(&dests, "destination", nil, "name of a configured destination (repeatable)")
+		fs.StringVar(&connectInfo, "connect-info", "", `extra RTMP connect fields for these outputs as a flat JSON object`)
 	case "token":
 		fs.StringVar(tokenRoom, "room", "", "scope the token to this room (default: every room)")
 	}
@@ -158,18 +170,28 @@ func client(cmd string, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	var info map[string]any
+	if err := unmarshalFlag("connect-info", connectInfo, &info); err != nil {
+		return err
+	}
 	var outputs []bridge.OutputRequest
 	for _, u := range urls {
-		outputs = append(outputs, bridge.OutputRequest{URL: u})
+		outputs = append(outputs, bridge.OutputRequest{URL: u, ConnectInfo: info})
 	}
 	for _, d := range dests {
-		outputs = append(outputs, bridge.OutputRequest{Destination: d})
+		outputs = append(outputs, bridge.OutputRequest{Destination: d, ConnectInfo: info})
 	}
 	var out any
 	var err error
 	switch a := fs.Args(); cmd {
 	case "start":
 		req.Outputs = outputs
+		if video != (bridge.VideoRequest{}) {
+			req.Video = &video
+		}
+		if err := unmarshalFlag("metadata", metadata, &req.Metadata); err != nil {
+			return err
+		}
 		out, err = c.Start(ctx, req, !noWait)
 	case "list":
 		out, err = c.List(ctx)
@@ -201,6 +223,17 @@ func client(cmd string, args []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// unmarshalFlag decodes a JSON flag value; an empty one leaves v alone.
+func unmarshalFlag(name, value string, v any) error {
+	if value == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(value), v); err != nil {
+		return fmt.Errorf("--%s is not a JSON object: %w", name, err)
+	}
+	return nil
 }
 
 func envOr(key, def string) string {
