@@ -316,10 +316,8 @@ func (c Config) Validate() error {
 	if c.Room.Identity == "" {
 		bad("room.identity", "", "must not be empty")
 	}
-	for key, pattern := range map[string]string{"room.auto_join": c.Room.AutoJoin} {
-		if _, err := path.Match(pattern, ""); err != nil {
-			bad(key, pattern, "must be a valid pattern (path.Match: *, ?, [a-z])")
-		}
+	if _, err := path.Match(c.Room.AutoJoin, ""); err != nil {
+		bad("room.auto_join", c.Room.AutoJoin, "must be a valid pattern (path.Match: *, ?, [a-z])")
 	}
 	for i, pattern := range c.Room.AllowedURLs {
 		if _, err := path.Match(pattern, ""); err != nil || !(strings.HasPrefix(pattern, "rtmp://") || strings.HasPrefix(pattern, "rtmps://")) {
@@ -355,9 +353,7 @@ func (c Config) Validate() error {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(h), &m); err != nil {
 			bad("hooks.start", h, "must be a JSON object (a partial start request): "+err.Error())
-		} else if _, ok := m["room"]; ok {
-			bad("hooks.start", h, "must not set room or identity")
-		} else if _, ok := m["identity"]; ok {
+		} else if m["room"] != nil || m["identity"] != nil {
 			bad("hooks.start", h, "must not set room or identity")
 		}
 	}

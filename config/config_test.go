@@ -74,6 +74,12 @@ func TestLoadErrors(t *testing.T) {
 		{"bad listen", "http:\n  listen: nocolon\n", []string{"http.listen", "nocolon"}},
 		{"two errors at once", "log:\n  level: loud\n  format: xml\n", []string{"log.level", "loud", "log.format", "xml"}},
 		{"not yaml", "{{{", []string{"config: read"}},
+		{"allowed url not rtmp", "room:\n  allowed_urls: [\"http://x/*\"]\n", []string{"room.allowed_urls[0]", "rtmp://"}},
+		{"attribute without value", "room:\n  authorized_attribute: producer\n", []string{"room.authorized_attribute", "key=value"}},
+		{"zero message rate", "room:\n  message_rate: 0\n", []string{"room.message_rate"}},
+		{"hook not JSON", "hooks:\n  start: \"{outputs\"\n", []string{"hooks.start", "JSON object"}},
+		{"hook sets the room", "hooks:\n  start: '{\"room\":\"x\"}'\n", []string{"hooks.start", "must not set room"}},
+		{"destination without url", "destinations:\n  yt:\n    url: \"\"\n", []string{"destinations.yt", "exactly one of url or url_file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(writeFile(t, tc.yaml), nil)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/livekit/protocol/webhook"
@@ -342,7 +343,7 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 
 // decode reads the JSON body into v with the rules every door shares.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !hasPrefix(ct, "application/json") {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return bridge.NewError(bridge.CodeInvalidRequest, "Content-Type is %q; send application/json", ct)
 	}
 	if err := bridge.DecodeJSON(http.MaxBytesReader(w, r.Body, maxBody), maxBody, v); err != nil {
@@ -354,5 +355,3 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	return nil
 }
-
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
