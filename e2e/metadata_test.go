@@ -143,6 +143,26 @@ func TestRoomMetadata(t *testing.T) {
 		}
 	}
 
+	// A flood of metadata hits the broadcast's own rate limit
+	// (broadcast.metadata_burst 25 here); every message is answered.
+	const flood = 40
+	for i := range flood {
+		send(t, s.alice, fmt.Sprintf(`{"type":"metadata","requestId":"f%d","handler":"onTextData","data":{"text":"%d"}}`, i, i))
+	}
+	limited := 0
+	for i := range flood {
+		st := answer(t, s.alice, fmt.Sprintf("f%d", i))
+		switch {
+		case st.Error != nil && st.Error.Code == bridge.CodeRateLimited:
+			limited++
+		case st.Error != nil:
+			t.Errorf("flood message %d: %+v", i, st.Error)
+		}
+	}
+	if limited < flood-25-5 {
+		t.Errorf("%d of %d flood messages rate-limited, want at least %d", limited, flood, flood-30)
+	}
+
 	// The ingest drops us: status says reconnecting, then the new session
 	// starts with the merged metadata, both sequence headers and a keyframe.
 	sess.Drop()

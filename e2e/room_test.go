@@ -233,6 +233,7 @@ func checkStats(t *testing.T, in *bridge.Info, snap *rtmptest.Snapshot) {
 		t.Errorf("uptime %v, want > 0", in.Stats.UptimeSeconds)
 	}
 	rate, fps := receivedRates(snap, 2*time.Second)
+	t.Logf("status: %.1f fps, %d b/s video; receiver measured %.1f fps, %.0f b/s", st.FrameRate, st.VideoBitrate, fps, rate)
 	if st.FrameRate < fps*0.9 || st.FrameRate > fps*1.1 {
 		t.Errorf("status fps %.1f, receiver measured %.1f: want within 10%%", st.FrameRate, fps)
 	}
