@@ -237,7 +237,7 @@ func (c *Control) runAgent(a *agent) {
 			if !l.Allow() {
 				send(reply(d.Sender, peekRequestID(d.Payload), newError(CodeRateLimited,
 					"more than %g control messages per second (burst %d) from %q; slow down",
-					c.cfg.MessageRate, c.cfg.MessageBurst, d.Sender)))
+					c.cfg.MessageRate, c.cfg.MessageBurst, d.Sender), nil))
 				continue
 			}
 			send(c.handle(a.room, d))
@@ -262,16 +262,15 @@ func (c *Control) runAgent(a *agent) {
 	}
 }
 
-// reply is the answer to one control message: an ack when err is nil.
-func reply(to, requestID string, err *Error, ack ...func(*Status)) outgoing {
+// reply is the answer to one control message: an error, or an ack that
+// ack (if set) fills in.
+func reply(to, requestID string, err *Error, ack func(*Status)) outgoing {
 	st := Status{V: ProtocolVersion, Type: TypeAck, RequestID: requestID}
-	if err != nil {
+	switch {
+	case err != nil:
 		st.Type, st.Error = TypeError, err
-	}
-	for _, f := range ack {
-		if f != nil {
-			f(&st)
-		}
+	case ack != nil:
+		ack(&st)
 	}
 	payload, _ := json.Marshal(st)
 	return outgoing{topic: TopicStatus, payload: payload, to: []string{to}}
@@ -282,7 +281,7 @@ func (c *Control) handle(room string, d DataMessage) outgoing {
 	msg, err := DecodeControl(d.Payload, c.cfg.MaxMessageBytes)
 	if err != nil {
 		c.log.Info("control message rejected", "room", room, "sender", d.Sender, "code", err.Code, "err", err.Message)
-		return reply(d.Sender, msg.RequestID, err)
+		return reply(d.Sender, msg.RequestID, err, nil)
 	}
 	var ack func(*Status)
 	switch msg.Type {
@@ -340,7 +339,7 @@ func (c *Control) handle(room string, d DataMessage) outgoing {
 	}
 	if err != nil {
 		c.log.Info("control message refused", "room", room, "sender", d.Sender, "type", msg.Type, "code", err.Code, "err", err.Message)
-		return reply(d.Sender, msg.RequestID, err)
+		return reply(d.Sender, msg.RequestID, err, nil)
 	}
 	c.log.Info("control message done", "room", room, "sender", d.Sender, "type", msg.Type)
 	return reply(d.Sender, msg.RequestID, nil, ack)

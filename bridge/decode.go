@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -68,5 +67,5 @@ func jsonType(kind string) string {
 	if strings.HasPrefix(kind, "int") || strings.HasPrefix(kind, "uint") || strings.HasPrefix(kind, "float") {
 		return "a number"
 	}
-	return fmt.Sprint(kind)
+	return kind
 }

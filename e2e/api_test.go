@@ -106,11 +106,7 @@ func init() {
 func TestAPI(t *testing.T) {
 	lk := startLiveKit(t)
 	publish(t, lk, "studio", "alice", testpattern.SourceOptions{Width: 320, Height: 240, BitrateKbps: 300})
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	rc := startRoomcast(t, lk, func(c *config.Config) {
 		c.Destinations = map[string]config.Destination{"rec": {URL: recv.URL("live", "apikey-1")}}
 		// The operator's hook sends every broadcast to "rec", whatever
@@ -172,11 +168,7 @@ func TestAPI(t *testing.T) {
 	if _, err := rc.Metadata(ctx, in.ID, httpapi.MetadataRequest{Handler: "onMetaData", Data: map[string]any{"x": deep}}); !isCode(err, bridge.CodeInvalidMetadata) {
 		t.Errorf("metadata of depth 7: %v, want invalid_metadata", err)
 	}
-	recv2, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv2.Close()
+	recv2 := newReceiver(t)
 	out, err := rc.AddOutput(ctx, in.ID, bridge.OutputRequest{URL: recv2.URL("live", "second-key"), ConnectInfo: map[string]any{"auth": "x"}})
 	if err != nil || out.ID != "out_2" || strings.Contains(out.URL, "second-key") {
 		t.Fatalf("add output: %+v, %v", out, err)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/roomcast/roomcast/bridge"
 	"github.com/roomcast/roomcast/config"
-	"github.com/roomcast/roomcast/internal/rtmptest"
 	"github.com/roomcast/roomcast/internal/testpattern"
 )
 
@@ -51,11 +50,7 @@ func TestStartFailsClearly(t *testing.T) {
 	if _, err := rooms.CreateRoom(context.Background(), &lkproto.CreateRoomRequest{Name: "quiet", EmptyTimeout: 600}); err != nil {
 		t.Fatal(err)
 	}
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	dest := recv.URL("live", "k")
 
 	for _, tc := range []struct {
@@ -110,11 +105,7 @@ func TestStartFailsClearly(t *testing.T) {
 func TestBadRequestsRejectedBeforeConnecting(t *testing.T) {
 	lk := startLiveKit(t)
 	rc := startRoomcast(t, lk, nil)
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	host := recv.Addr()
 
 	for _, tc := range []struct {

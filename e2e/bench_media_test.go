@@ -42,19 +42,8 @@ func BenchmarkMediaModes(b *testing.B) {
 				pattern = "snow"
 			}
 			lk := startLiveKit(b)
-			src, err := testpattern.NewSource(testpattern.SourceOptions{Codec: codec, Pattern: pattern, Width: 1280, Height: 720, FPS: 30, BitrateKbps: 2500, Logger: testLog()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := src.Start(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			defer src.Close()
-			recv, err := rtmptest.NewReceiver()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer recv.Close()
+			src := startSource(b, testpattern.SourceOptions{Codec: codec, Pattern: pattern, Width: 1280, Height: 720, FPS: 30, BitrateKbps: 2500, Logger: testLog()})
+			recv := newReceiver(b)
 			rc := startRoomcastProcess(b, lk)
 			idleRSS, err := rssBytes(rc.pid)
 			if err != nil {
@@ -170,11 +159,7 @@ func BenchmarkAVSyncLong(b *testing.B) {
 		// One room each: two broadcasts in one room would both join as
 		// the identity "roomcast", and the second would push the first out.
 		publish(b, lk, c.name, "host", testpattern.SourceOptions{Codec: c.codec, SyncMarks: true, Width: 320, Height: 240, BitrateKbps: 500})
-		recv, err := rtmptest.NewReceiver()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer recv.Close()
+		recv := newReceiver(b)
 		in, err := rc.Start(context.Background(), bridge.StartRequest{Room: c.name, Identity: "host",
 			Outputs: []bridge.OutputRequest{{URL: recv.URL("live", "k")}},
 			Video:   &bridge.VideoRequest{Width: 320, Height: 240}}, false)

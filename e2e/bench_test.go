@@ -38,19 +38,8 @@ var benchSteps = []int{1, 2, 4, 8, 16, 24, 32, 40, 48, 64}
 // feeds every room, so publisher cost does not grow with N.
 func BenchmarkPassthrough(b *testing.B) {
 	lk := startLiveKit(b)
-	src, err := testpattern.NewSource(testpattern.SourceOptions{Width: 1280, Height: 720, FPS: 30, BitrateKbps: 2500, Logger: testLog()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := src.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer src.Close()
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer recv.Close()
+	src := startSource(b, testpattern.SourceOptions{Width: 1280, Height: 720, FPS: 30, BitrateKbps: 2500, Logger: testLog()})
+	recv := newReceiver(b)
 	rc := startRoomcastProcess(b, lk)
 	idleRSS, err := rssBytes(rc.pid)
 	if err != nil {

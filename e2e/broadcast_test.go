@@ -26,11 +26,7 @@ func TestBroadcastH264Opus(t *testing.T) {
 	lk := startLiveKit(t)
 	pub := publish(t, lk, "studio", "alice", testpattern.SourceOptions{Width: 1280, Height: 720, FPS: 30, BitrateKbps: 2500})
 
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	nginx, err := nginxrtmp.Start(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)

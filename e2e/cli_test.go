@@ -19,11 +19,7 @@ func TestCLI(t *testing.T) {
 	publish(t, lk, "studio", "alice", testpattern.SourceOptions{Width: 320, Height: 240, BitrateKbps: 300})
 	proc := startRoomcastProcess(t, lk)
 	rc := &roomcast{Client: proc.Client, addr: proc.BaseURL}
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 
 	code, out, stderr := cli(t, rc, "start", "--room", "studio", "--identity", "alice", "--url", recv.URL("live", "clikey"), "--metadata", `{"title":"CLI show"}`, "--connect-info", `{"via":"cli"}`)
 	if code != 0 {
@@ -62,11 +58,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	// The verbs for the other endpoints, each printing its JSON answer.
-	recv2, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv2.Close()
+	recv2 := newReceiver(t)
 	for _, step := range []struct {
 		args []string
 		want string // in stdout

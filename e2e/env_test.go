@@ -19,6 +19,7 @@ import (
 	"github.com/roomcast/roomcast/bridge/httpapi"
 	"github.com/roomcast/roomcast/config"
 	"github.com/roomcast/roomcast/internal/livekitdev"
+	"github.com/roomcast/roomcast/internal/rtmptest"
 	"github.com/roomcast/roomcast/internal/service"
 	"github.com/roomcast/roomcast/internal/testpattern"
 )
@@ -60,6 +61,13 @@ type publisher struct {
 
 func publish(tb testing.TB, lk *livekitdev.Server, room, identity string, opts testpattern.SourceOptions) *publisher {
 	tb.Helper()
+	src := startSource(tb, opts)
+	return &publisher{Source: src, pub: join(tb, lk, src, room, identity)}
+}
+
+// startSource runs a test-pattern encoder until the test ends.
+func startSource(tb testing.TB, opts testpattern.SourceOptions) *testpattern.Source {
+	tb.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testLog()
 	}
@@ -71,7 +79,19 @@ func publish(tb testing.TB, lk *livekitdev.Server, room, identity string, opts t
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = src.Close() })
-	return &publisher{Source: src, pub: join(tb, lk, src, room, identity)}
+	return src
+}
+
+// newReceiver is an RTMP receiver that records every message, closed
+// when the test ends.
+func newReceiver(tb testing.TB) *rtmptest.Receiver {
+	tb.Helper()
+	recv, err := rtmptest.NewReceiver()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = recv.Close() })
+	return recv
 }
 
 // join connects one more participant publishing src: benchmarks fan one

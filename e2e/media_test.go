@@ -20,11 +20,7 @@ import (
 // and returns the broadcast and its RTMP session.
 func live(t *testing.T, ctx context.Context, rc *roomcast, req bridge.StartRequest) (bridge.Info, *rtmptest.Session) {
 	t.Helper()
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { recv.Close() })
+	recv := newReceiver(t)
 	req.Outputs = []bridge.OutputRequest{{URL: recv.URL("live", "k")}}
 	in, err := rc.Start(ctx, req, false)
 	if err != nil {
@@ -181,11 +177,7 @@ func TestPassthroughRefusesVP8(t *testing.T) {
 	lk := startLiveKit(t)
 	publish(t, lk, "studio", "alice", testpattern.SourceOptions{Codec: "vp8", Width: 320, Height: 240, BitrateKbps: 300})
 	rc := startRoomcast(t, lk, nil)
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	in, err := rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: "alice",

@@ -36,11 +36,7 @@ func startRoomSetup(t *testing.T, adjust func(*config.Config)) *roomSetup {
 	t.Helper()
 	ln := listen(t)
 	lk := startLiveKitWith(t, livekitdev.Options{WebhookURLs: []string{"http://" + ln.Addr().String() + "/v1/webhooks/livekit"}})
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = recv.Close() })
+	recv := newReceiver(t)
 	rc := startRoomcastOn(t, ln, lk, func(c *config.Config) {
 		c.Room.AutoJoin = "studio*"
 		c.Destinations = map[string]config.Destination{"rec": {URL: recv.URL("live", recKey)}}
@@ -386,11 +382,7 @@ func TestStreamKeysNowhere(t *testing.T) {
 	var logs syncBuffer
 	ln := listen(t)
 	lk := startLiveKitWith(t, livekitdev.Options{WebhookURLs: []string{"http://" + ln.Addr().String() + "/v1/webhooks/livekit"}})
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	refused := listen(t) // a port where nothing answers RTMP
 	refusedURL := "rtmp://" + refused.Addr().String() + "/live/" + keys[2]
 	refused.Close()

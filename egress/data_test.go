@@ -88,11 +88,7 @@ func metaFields(t *testing.T, m rtmptest.Message) map[string]any {
 // both the stream's fields and the user keys; an update arrives as the
 // merged onMetaData; stats show the measured rates.
 func TestConnectInfoAndMetadata(t *testing.T) {
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	video, audio := testTracks(t)
@@ -207,11 +203,7 @@ func commandNames(snap *rtmptest.Snapshot) []string {
 // moments each arrive exactly once, in order, stamped with the media time
 // of the moment they were sent, never behind the media before them.
 func TestCuePointsAndText(t *testing.T) {
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	video, audio := testTracks(t)
@@ -377,11 +369,7 @@ func TestCuePointsAndText(t *testing.T) {
 // keyframe, requested at once. A cue point sent during the gap is dropped
 // and counted, never delivered late.
 func TestReconnect(t *testing.T) {
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	video, audio := testTracks(t)
@@ -502,11 +490,7 @@ func waitState(t *testing.T, ctx context.Context, s *Stream, changes <-chan stru
 // TestReconnectGivesUp: a destination that keeps refusing after a drop
 // fails the output after the policy's attempts, and with it the stream.
 func TestReconnectGivesUp(t *testing.T) {
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	video, audio := testTracks(t)
@@ -546,11 +530,7 @@ func TestReconnectGivesUp(t *testing.T) {
 // TestBadDataLeavesStreamAlone: every invalid SendData is refused with an
 // error naming the field and the limit, and the stream goes on unharmed.
 func TestBadDataLeavesStreamAlone(t *testing.T) {
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	video, audio := testTracks(t)

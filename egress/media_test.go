@@ -46,11 +46,7 @@ func (g *gatedTrack) ReadRTP() (*rtp.Packet, time.Duration, error) {
 // a stop function that ends the stream and returns the whole recording.
 func runStream(t *testing.T, ctx context.Context, opts Options, tracks ...Track) (*Stream, *rtmptest.Session, func() *rtmptest.Snapshot) {
 	t.Helper()
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { recv.Close() })
+	recv := newReceiver(t)
 	opts.Outputs = []Output{{ID: "r", URL: mustURL(t, recv.URL("live", "k"))}}
 	s, err := New(opts, tracks...)
 	if err != nil {

@@ -94,11 +94,7 @@ func TestNginxRTMP(t *testing.T) {
 // TestRTMPS: rtmps:// goes over TLS, the certificate checked, with
 // everything a session needs arriving through it.
 func TestRTMPS(t *testing.T) {
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	addr, roots := tlsProxy(t, recv.Addr())
@@ -211,16 +207,8 @@ func tlsProxy(t *testing.T, target string) (string, *x509.CertPool) {
 // one starts like any session: merged onMetaData, sequence headers, then
 // a keyframe; a removed one ends cleanly; the last one cannot be removed.
 func TestAddRemoveOutput(t *testing.T) {
-	r1, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r1.Close()
-	r2, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r2.Close()
+	r1 := newReceiver(t)
+	r2 := newReceiver(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	video, audio := testTracks(t)
@@ -315,11 +303,7 @@ func TestAddRemoveOutput(t *testing.T) {
 // TestOutputLimit: a stream takes at most MaxOutputs outputs, at New and
 // at AddOutput.
 func TestOutputLimit(t *testing.T) {
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var outs []Output

@@ -107,11 +107,7 @@ func mustURL(t *testing.T, s string) URL {
 // onMetaData, both sequence headers, then media starting on a keyframe;
 // keyframes requested on the interval; a clean end on stop.
 func TestStreamToRTMP(t *testing.T) {
-	recv, err := rtmptest.NewReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
+	recv := newReceiver(t)
 	video, audio := testTracks(t)
 	changes := make(chan struct{}, 1)
 	s, err := New(Options{
@@ -193,4 +189,15 @@ func TestStreamToRTMP(t *testing.T) {
 	if n := LivePipelines(); n != 0 {
 		t.Errorf("%d pipelines left after Run", n)
 	}
+}
+
+// newReceiver is an in-test RTMP receiver, closed when the test ends.
+func newReceiver(t *testing.T) *rtmptest.Receiver {
+	t.Helper()
+	recv, err := rtmptest.NewReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = recv.Close() })
+	return recv
 }
