@@ -158,21 +158,7 @@ func TestStreamToRTMP(t *testing.T) {
 		t.Errorf("session ended %v, want clean", snap.End)
 	}
 
-	var kinds []string
-	for _, m := range snap.Messages {
-		switch {
-		case m.Kind == rtmptest.KindData:
-			kinds = append(kinds, m.Name)
-		case m.Kind == rtmptest.KindVideo && m.Payload[1] == 0:
-			kinds = append(kinds, "avc-header")
-		case m.Kind == rtmptest.KindAudio && m.Payload[1] == 0:
-			kinds = append(kinds, "aac-header")
-		case m.Kind == rtmptest.KindVideo && m.Payload[1] == 1 && m.Payload[0]>>4 == 1:
-			kinds = append(kinds, "keyframe")
-		case m.Kind == rtmptest.KindVideo || m.Kind == rtmptest.KindAudio:
-			kinds = append(kinds, "frame")
-		}
-	}
+	kinds := sessionStart(snap)
 	if len(kinds) < 4 || kinds[0] != "onMetaData" || kinds[1] != "avc-header" || kinds[2] != "aac-header" || kinds[3] != "keyframe" {
 		t.Errorf("session starts %v, want onMetaData, avc-header, aac-header, keyframe", kinds[:min(len(kinds), 6)])
 	}
