@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync"
@@ -108,13 +109,20 @@ var layers = []int{1, 2, 4}
 //
 // Each layer's capsfilter "sizeN" can be changed while running
 // (SetResolution); its encoder then starts a new stream at the new size,
-// as a browser's does under congestion. With SyncMarks the sources are not live but paced by
-// clocksync, so their timestamps are exact multiples of the frame and
-// sample durations and the marks fall on the same instants.
+// as a browser's does under congestion.
+//
+// With SyncMarks the sources are not live, so their timestamps are exact
+// multiples of the frame and sample durations and the marks fall on the
+// same instants, and the sinks hand each encoded frame over at its
+// timestamp (sync=true). A frame is then sent when it was "captured", so
+// the sender reports, which map RTP time to the time of sending, map it to
+// capture time as a browser's do. Paced before the encoders instead, an
+// Opus frame would leave 20 ms after its first sample and the receiver
+// would place the audio 20 ms late.
 func pipelineDesc(o SourceOptions) string {
-	live, pace := "is-live=true", ""
+	live, sync := "is-live=true", "false"
 	if o.SyncMarks {
-		live, pace = "is-live=false", " ! clocksync"
+		live, sync = "is-live=false", "true"
 	}
 	var d []string
 	if !o.NoVideo {
@@ -125,9 +133,9 @@ func pipelineDesc(o SourceOptions) string {
 		if o.SyncMarks {
 			pattern = "black"
 		}
-		d = append(d, fmt.Sprintf("videotestsrc %s pattern=%s ! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1%s"+
+		d = append(d, fmt.Sprintf("videotestsrc %s pattern=%s ! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1"+
 			" ! identity name=rawvideo ! tee name=layers",
-			live, pattern, o.Width, o.Height, o.FPS, pace))
+			live, pattern, o.Width, o.Height, o.FPS))
 		n := 1
 		if o.Simulcast {
 			n = len(layers)
@@ -143,8 +151,8 @@ func pipelineDesc(o SourceOptions) string {
 				enc = fmt.Sprintf("x264enc name=encoder%d tune=zerolatency speed-preset=ultrafast bitrate=%d key-int-max=%d aud=false option-string=scenecut=0"+
 					" ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au", i, kbps, keyIntMax)
 			}
-			d = append(d, fmt.Sprintf("layers. ! queue max-size-buffers=2 ! videoscale ! capsfilter name=size%d caps=video/x-raw,width=%d,height=%d ! %s ! appsink name=video%d sync=false max-buffers=30",
-				i, w, h, enc, i))
+			d = append(d, fmt.Sprintf("layers. ! queue max-size-buffers=2 ! videoscale ! capsfilter name=size%d caps=video/x-raw,width=%d,height=%d ! %s ! appsink name=video%d sync=%s max-buffers=30",
+				i, w, h, enc, i, sync))
 		}
 	}
 	if !o.NoAudio {
@@ -152,8 +160,8 @@ func pipelineDesc(o SourceOptions) string {
 		if o.SyncMarks {
 			wave = "sine freq=1000 samplesperbuffer=480"
 		}
-		d = append(d, fmt.Sprintf("audiotestsrc %s wave=%s ! audio/x-raw,format=S16LE,rate=48000,channels=2%s"+
-			" ! identity name=rawaudio ! opusenc bitrate=64000 ! appsink name=audio sync=false max-buffers=50", live, wave, pace))
+		d = append(d, fmt.Sprintf("audiotestsrc %s wave=%s ! audio/x-raw,format=S16LE,rate=48000,channels=2"+
+			" ! identity name=rawaudio ! opusenc bitrate=64000 ! appsink name=audio sync=%s max-buffers=50", live, wave, sync))
 	}
 	return strings.Join(d, "  ")
 }
@@ -179,6 +187,10 @@ type Source struct {
 	kfPending  bool
 	kfSentAt   time.Time
 
+	// Random RTP timestamp origins, as RFC 3550 asks; never 0, which the
+	// SDK reads as "no timestamp".
+	videoBase, audioBase uint32
+
 	videoFrames atomic.Int64
 	audioFrames atomic.Int64
 	kfRequests  atomic.Int64
@@ -200,12 +212,14 @@ func NewSource(opts SourceOptions) (*Source, error) {
 		return nil, fmt.Errorf("testpattern: build pipeline: %w", err)
 	}
 	s := &Source{
-		opts:     opts,
-		log:      opts.Logger,
-		pipeline: pipeline,
-		frames:   frameLog{max: opts.MaxFrames},
-		stopBus:  make(chan struct{}),
-		done:     make(chan struct{}),
+		opts:      opts,
+		log:       opts.Logger,
+		pipeline:  pipeline,
+		frames:    frameLog{max: opts.MaxFrames},
+		videoBase: rand.Uint32() | 1,
+		audioBase: rand.Uint32() | 1,
+		stopBus:   make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	for i := 0; !opts.NoVideo; i++ {
 		enc, err := pipeline.GetElementByName(fmt.Sprintf("encoder%d", i))
@@ -313,7 +327,7 @@ func (s *Source) videoLoop(layer int) {
 	defer s.wg.Done()
 	fallback := time.Second / time.Duration(s.opts.FPS)
 	for {
-		data, dur, ok := pullSample(s.videos[layer], fallback)
+		data, pts, dur, ok := pullSample(s.videos[layer], fallback)
 		if !ok {
 			return
 		}
@@ -325,8 +339,8 @@ func (s *Source) videoLoop(layer int) {
 			nalus = avc.SplitAnnexB(data)
 			key = avc.IsKeyframe(nalus)
 		}
+		sample := media.Sample{Data: data, Duration: dur, PacketTimestamp: s.videoBase + rtpTicks(pts, videoClock)}
 		if layer > 0 {
-			sample := media.Sample{Data: data, Duration: dur}
 			for _, p := range s.attached() {
 				p.writeVideo(layer, sample)
 			}
@@ -348,7 +362,6 @@ func (s *Source) videoLoop(layer int) {
 			s.frames.add(SentFrame{Hash: hash, SentAt: time.Now(), Keyframe: key, Size: len(data)})
 			s.mu.Unlock()
 		}
-		sample := media.Sample{Data: data, Duration: dur}
 		for _, p := range pubs {
 			p.writeVideo(0, sample)
 		}
@@ -359,7 +372,7 @@ func (s *Source) videoLoop(layer int) {
 func (s *Source) audioLoop() {
 	defer s.wg.Done()
 	for {
-		data, dur, ok := pullSample(s.audio, opusFrame)
+		data, pts, dur, ok := pullSample(s.audio, opusFrame)
 		if !ok {
 			return
 		}
@@ -367,7 +380,7 @@ func (s *Source) audioLoop() {
 		if len(pubs) == 0 {
 			continue
 		}
-		sample := media.Sample{Data: data, Duration: dur}
+		sample := media.Sample{Data: data, Duration: dur, PacketTimestamp: s.audioBase + rtpTicks(pts, audioClock)}
 		for _, p := range pubs {
 			p.writeAudio(sample)
 		}
@@ -375,27 +388,48 @@ func (s *Source) audioLoop() {
 	}
 }
 
-// pullSample blocks for the next encoded buffer and copies it out. The
-// sample and buffer are released at once: go-gst would otherwise free them
-// only when the garbage collector runs its finalizers.
-func pullSample(sink *app.Sink, fallback time.Duration) ([]byte, time.Duration, bool) {
+// pullSample blocks for the next encoded buffer and copies it out with its
+// presentation time and duration. The sample and buffer are released at
+// once: go-gst would otherwise free them only when the garbage collector
+// runs its finalizers.
+func pullSample(sink *app.Sink, fallback time.Duration) (data []byte, pts, dur time.Duration, ok bool) {
 	sample := sink.PullSample()
 	if sample == nil {
-		return nil, 0, false // EOS or the pipeline is stopping
+		return nil, 0, 0, false // EOS or the pipeline is stopping
 	}
 	runtime.SetFinalizer(sample, nil)
 	defer sample.Unref()
 	buf := sample.GetBuffer()
 	if buf == nil {
-		return nil, fallback, true
+		return nil, 0, fallback, true
 	}
 	runtime.SetFinalizer(buf, nil)
 	defer buf.Unref()
-	dur := fallback
+	dur = fallback
 	if d := buf.Duration().AsDuration(); d != nil && *d > 0 {
 		dur = *d
 	}
-	return buf.Bytes(), dur, true
+	if p := buf.PresentationTimestamp().AsDuration(); p != nil {
+		pts = *p
+	}
+	return buf.Bytes(), pts, dur, true
+}
+
+// RTP clock rates of the published codecs.
+const (
+	videoClock = 90000
+	audioClock = 48000
+)
+
+// rtpTicks converts a capture time into RTP clock ticks. The samples carry
+// RTP timestamps from their capture times, as a browser's do: given only
+// durations, the SDK truncates each 1/30 s frame to 2999 ticks (a clock
+// 0.03 % slow, 100 ms over five minutes) and stops the clock while muted.
+// Encoders may offset their timestamps (x264enc adds 1000 hours), so the
+// whole seconds are scaled apart from the rest, which cannot overflow.
+func rtpTicks(pts time.Duration, rate int64) uint32 {
+	sec, frac := int64(pts/time.Second), int64(pts%time.Second)
+	return uint32(sec*rate + (frac*rate+int64(time.Second)/2)/int64(time.Second))
 }
 
 func (s *Source) busLoop() {
