@@ -67,8 +67,11 @@ func (s *Stream) description() string {
 		// videorate before scaling, so frames it drops are never scaled;
 		// videoscale keeps the aspect ratio and pads with black
 		// (add-borders), so a publisher that changes resolution mid-stream
-		// never changes the output size.
-		rate := "videorate name=" + rateName
+		// never changes the output size. skip-to-first starts videorate's
+		// output grid at the first frame rather than at 0: a 30 fps input
+		// then lands on its own instants instead of up to half a frame
+		// (17 ms) away, which lip sync would pay for.
+		rate := "videorate skip-to-first=true name=" + rateName
 		rateCaps := fmt.Sprintf(",framerate=%d/1", v.Framerate)
 		if v.DropFrames {
 			rate += fmt.Sprintf(" max-rate=%d", v.Framerate)
@@ -94,13 +97,18 @@ func (s *Stream) description() string {
 	// the same AAC-LC for 2.5x less CPU (0.29 s against 0.73 s per minute
 	// of 48 kHz stereo here), and the encoder was the largest single cost
 	// of a broadcast. audiorate fills what gaps remain with silence, so the
-	// AAC timeline has no holes.
+	// AAC timeline has no holes, and with tolerance=0 it also makes the
+	// samples follow the timestamps exactly: when the synchronizer moves
+	// the audio by a few ms to match a sender report, samples are dropped
+	// or added at once. At its 40 ms default (the encoder's and the
+	// resampler's too, which count samples from there) such a move
+	// was ignored, and the audio stayed up to 40 ms off.
 	aac := fmt.Sprintf("audio/x-raw,rate=%d,channels=2 ! voaacenc bitrate=%d ! aacparse", s.opts.AudioSampleRate, s.opts.AudioBitrate)
 	if s.audio != nil {
 		c := s.audio.Codec()
 		d = append(d, fmt.Sprintf(
 			"appsrc name=%s %s caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=%d,payload=%d\""+
-				" ! rtpopusdepay ! opusdec plc=true ! audioconvert ! audioresample ! audiorate skip-to-first=true ! %s"+muxQueue+"%s.audio",
+				" ! rtpopusdepay ! opusdec plc=true ! audiorate skip-to-first=true tolerance=0 ! audioconvert ! audioresample ! %s"+muxQueue+"%s.audio",
 			audioSrcName, appsrcProps, c.ClockRate, c.PayloadType, aac, muxName))
 	} else {
 		// No microphone: continuous AAC silence, since YouTube drops

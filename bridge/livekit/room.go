@@ -64,7 +64,7 @@ func (c *Client) Subscribe(ctx context.Context, req bridge.SubscribeRequest) (br
 	w := &waiter{
 		identity: identity,
 		sel:      newSelection(req),
-		sync:     synchronizer.NewSynchronizer(nil),
+		sync:     synchronizer.NewSynchronizerWithOptions(synchronizer.WithStartGate()),
 		got:      map[lksdk.TrackKind]*track{},
 		ready:    make(chan struct{}),
 		update:   make(chan struct{}, 1),

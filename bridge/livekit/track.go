@@ -34,8 +34,9 @@ type track struct {
 	ready []jitter.ExtPacket // released by the jitter buffer, in order
 
 	// Owned by the reader.
-	out     []jitter.ExtPacket
-	started bool
+	out         []jitter.ExtPacket
+	started     bool
+	gateDropped int
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -100,8 +101,8 @@ func (t *track) ReadRTP() (*rtp.Packet, time.Duration, error) {
 			p := t.out[0]
 			t.out = t.out[1:]
 			if !t.started {
-				t.started = true
-				t.sync.Initialize(p.Packet)
+				t.start(p)
+				continue
 			}
 			pts, err := t.sync.GetPTS(p)
 			if err != nil {
@@ -126,6 +127,27 @@ func (t *track) ReadRTP() (*rtp.Packet, time.Duration, error) {
 			continue
 		}
 		t.jitter.PushAt(pkt, time.Now())
+	}
+}
+
+// start passes packets to the synchronizer's start gate until their
+// arrival is paced like their timestamps, then puts the packets the gate
+// releases first in t.out. The synchronizer maps each track's timeline
+// from its first packet's arrival, but the first packets of a subscription
+// arrive in a burst (they queued while the broadcast was set up): mapped
+// from the burst, audio and video were measured 40 to 60 ms apart until
+// the first sender report, seconds later, corrected it. Video asks for a
+// keyframe if the gate dropped what it would have started with.
+func (t *track) start(p jitter.ExtPacket) {
+	ready, dropped, ok := t.sync.PrimeForStart(p)
+	t.gateDropped += dropped
+	if !ok {
+		return
+	}
+	t.started = true
+	t.out = append(ready, t.out...)
+	if t.gateDropped > 0 {
+		t.RequestKeyframe()
 	}
 }
 
