@@ -59,9 +59,11 @@ func newTrack(remote *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp 
 		// A dropped frame breaks every frame that references it until the
 		// next keyframe: ask for one at once.
 		jitter.WithPacketLossHandler(func(_, _ uint64) { t.RequestKeyframe() }))
-	// Sender reports drive lip sync; the SDK's RTCP reader hands them here.
+	// Sender reports drive lip sync; the SDK's RTCP reader hands them here,
+	// on one goroutine, which owns the filter.
+	reports := newSRFilter(remote.Codec().ClockRate)
 	pub.OnRTCP(func(p rtcp.Packet) {
-		if _, ok := p.(*rtcp.SenderReport); ok {
+		if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == uint32(remote.SSRC()) && reports.accept(sr) {
 			s.OnRTCP(p)
 		}
 	})
