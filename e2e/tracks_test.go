@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/roomcast/roomcast/bridge"
+	"github.com/roomcast/roomcast/internal/avc"
+	"github.com/roomcast/roomcast/internal/livekitdev"
+	"github.com/roomcast/roomcast/internal/rtmptest"
+	"github.com/roomcast/roomcast/internal/testpattern"
+)
+
+// publishWith is publish with options for the video track.
+func publishWith(tb testing.TB, lk *livekitdev.Server, room, identity string, opts testpattern.SourceOptions, pubOpts testpattern.PublishOptions) *publisher {
+	tb.Helper()
+	src := startSource(tb, opts)
+	token, err := lk.Token(room, identity)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pub, err := testpattern.PublishWith(ctx, src, lk.URL(), token, pubOpts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = pub.Close() })
+	return &publisher{Source: src, pub: pub}
+}
+
+// waitUntil polls cond, for state that has nothing to wait on, until it
+// holds or ctx ends.
+func waitUntil(ctx context.Context, cond func() bool) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Mean luma of a black picture (limited range: 16) and of SMPTE bars.
+const (
+	blackLuma  = 20
+	camera     = 40
+	smpteBars  = "smpte"
+	cameraSize = 640
+)
+
+// TestMutedFromStart: the camera is muted before the broadcast starts:
+// it published and sent a few frames, then muted, as a browser does with
+// setCameraEnabled and then mute. The destination gets a live stream at
+// once, continuous audio and black video from the same first moment at
+// the size the camera announced, and the camera's picture follows its
+// unmute within a second, in the same RTMP session, with no hole in the
+// audio and timestamps that never go back.
+func TestMutedFromStart(t *testing.T) {
+	lk := startLiveKit(t)
+	rc := startRoomcast(t, lk, nil)
+	for _, tc := range []struct {
+		name, codec string
+		passthrough bool
+	}{
+		{"h264 passthrough", "h264", true},
+		{"vp8 transcode", "vp8", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			identity := "cam-" + tc.codec
+			pub := publish(t, lk, "studio", identity, testpattern.SourceOptions{Codec: tc.codec, Width: cameraSize, Height: 360, BitrateKbps: 600, Pattern: smpteBars})
+			if err := waitUntil(ctx, func() bool { return pub.VideoFrames() >= 10 }); err != nil {
+				t.Fatalf("the camera sent no frames: %v", err)
+			}
+			pub.pub.MuteVideo(true)
+
+			started := time.Now()
+			in, sess := live(t, ctx, rc, bridge.StartRequest{Room: "studio", Identity: identity})
+			if _, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool {
+				return len(mediaFrames(s.Video())) > 0 && len(mediaFrames(s.Audio())) > 0
+			}); err != nil {
+				t.Fatalf("the stream stalls while the camera is muted: %v", err)
+			}
+			firstMedia := time.Since(started)
+			if _, err := sess.Wait(ctx, audioFor(3*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			muted, err := rc.Get(ctx, in.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unmuteTS := lastFrameTS(sess.Snapshot().Audio())
+			pub.pub.MuteVideo(false)
+			unmuted := time.Now()
+			if _, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool {
+				return lastFrameTS(s.Video()) >= unmuteTS+3000
+			}); err != nil {
+				t.Fatalf("video did not go on after the unmute: %v", err)
+			}
+			final, snap := stop(t, ctx, rc, in.ID, sess)
+
+			t.Logf("first audio and video %v after the start request", firstMedia.Round(time.Millisecond))
+			if firstMedia > 5*time.Second {
+				t.Errorf("media began %v after the start request, want within 5 s", firstMedia)
+			}
+			if muted.State != bridge.StateBroadcasting || final.State != bridge.StateStopped {
+				t.Errorf("broadcast %s while muted, ended %s (%+v); want broadcasting, then stopped on request", muted.State, final.State, final.Error)
+			}
+			a, v := mediaFrames(snap.Audio()), mediaFrames(snap.Video())
+			if d := int64(v[0].Timestamp) - int64(a[0].Timestamp); d < -100 || d > 100 {
+				t.Errorf("video begins at %d ms, audio at %d ms; want together (±100 ms)", v[0].Timestamp, a[0].Timestamp)
+			}
+			gap, at := maxFrameGap(snap.Audio())
+			t.Logf("largest audio gap %v", gap)
+			if gap > 100*time.Millisecond {
+				t.Errorf("audio gap %v at %d ms", gap, at)
+			}
+			if gap, at := maxFrameGap(snap.Video()); gap > 600*time.Millisecond {
+				t.Errorf("video gap %v at %d ms, want ≤ 600 ms (black at 2 fps at least)", gap, at)
+			}
+			for i := 1; i < len(v); i++ {
+				if v[i].Timestamp < v[i-1].Timestamp {
+					t.Fatalf("video timestamp goes back from %d to %d ms", v[i-1].Timestamp, v[i].Timestamp)
+				}
+			}
+			// Passthrough sends the camera's size from the first (black)
+			// frame; a transcode its fixed output size.
+			wantW, wantH := 1280.0, 720.0
+			if tc.passthrough {
+				wantW, wantH = cameraSize, 360
+			}
+			if n := len(snap.DataNamed("onMetaData")); n != 1 {
+				t.Errorf("%d onMetaData", n)
+			} else if f := metaOf(snap); f["width"] != wantW || f["height"] != wantH {
+				t.Errorf("onMetaData says %vx%v, want %vx%v from the first frame", f["width"], f["height"], wantW, wantH)
+			}
+
+			// The picture: black until the unmute, the camera's after.
+			path := filepath.Join(t.TempDir(), "rec.flv")
+			if err := rtmptest.WriteFLV(path, snap); err != nil {
+				t.Fatal(err)
+			}
+			luma, err := rtmptest.Luma(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := -1
+			for i, f := range luma {
+				if f.Y > camera {
+					first = i
+					break
+				}
+			}
+			if first < 1 {
+				t.Fatalf("the camera's picture is frame %d of %d, want black frames first", first, len(luma))
+			}
+			shown := v[0].Timestamp + uint32((luma[first].Time - luma[0].Time).Milliseconds())
+			arrived := v[len(v)-1].Time
+			for _, m := range v {
+				if m.Timestamp >= shown {
+					arrived = m.Time
+					break
+				}
+			}
+			latency := arrived.Sub(unmuted)
+			t.Logf("%d black frames, then the camera at %d ms (unmuted at %d ms), at the receiver %v after the unmute",
+				first, shown, unmuteTS, latency.Round(time.Millisecond))
+			if latency > time.Second {
+				t.Errorf("the camera reached the destination %v after the unmute, want within 1 s", latency)
+			}
+			if shown < unmuteTS {
+				t.Errorf("the camera's picture at %d ms, before the unmute at %d ms", shown, unmuteTS)
+			}
+			for _, f := range luma[:first] {
+				if f.Y > blackLuma {
+					t.Errorf("a frame at %v before the camera's has luma %.0f, want black", f.Time, f.Y)
+					break
+				}
+			}
+			if span := luma[first-1].Time - luma[0].Time; span < 2500*time.Millisecond {
+				t.Errorf("black for %v, want the ≥ 3 s before the unmute", span)
+			}
+			for _, f := range luma[first:] {
+				if f.Y < camera {
+					t.Errorf("a dark frame at %v after the camera's first (luma %.0f)", f.Time, f.Y)
+					break
+				}
+			}
+			if !tc.passthrough {
+				return
+			}
+			// Passthrough: after the stand-ins, the publisher's own frames.
+			mine := 0
+			for _, m := range v {
+				nalus, err := avc.SplitAVCC(m.Payload[5:], 4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, ok := pub.FrameSentAt(avc.VCLHash(nalus))
+				if ok {
+					mine++
+				}
+				if ok != (m.Timestamp >= shown) {
+					t.Errorf("frame at %d ms: the publisher's %v; want the publisher's from %d ms on", m.Timestamp, ok, shown)
+					break
+				}
+			}
+			if mine < 60 {
+				t.Errorf("%d of the publisher's frames, want ≥ 60 (3 s at 30 fps)", mine)
+			}
+		})
+	}
+}
+
+// metaOf is the fields of the recording's onMetaData.
+func metaOf(s *rtmptest.Snapshot) map[string]any {
+	meta := s.DataNamed("onMetaData")
+	if len(meta) == 0 || len(meta[0].Values) == 0 {
+		return nil
+	}
+	f, _ := meta[0].Values[len(meta[0].Values)-1].(map[string]any)
+	return f
+}
