@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,4 +229,91 @@ func metaOf(s *rtmptest.Snapshot) map[string]any {
 	}
 	f, _ := meta[0].Values[len(meta[0].Values)-1].(map[string]any)
 	return f
+}
+
+// TestTrackByName: a participant publishes two cameras, "front" at
+// 640x360 and "side" at 320x180. A broadcast with video.track "side"
+// sends that one, every frame of it and none of the other; an unknown
+// name fails with tracks_not_found listing what the participant
+// publishes, without waiting all of track_wait.
+func TestTrackByName(t *testing.T) {
+	lk := startLiveKit(t)
+	front := publishWith(t, lk, "studio", "alice", testpattern.SourceOptions{Width: 640, Height: 360, BitrateKbps: 600},
+		testpattern.PublishOptions{VideoName: "front"})
+	sideSrc := startSource(t, testpattern.SourceOptions{Width: 320, Height: 180, BitrateKbps: 300, NoAudio: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	side, err := front.pub.AddVideo(ctx, sideSrc, testpattern.PublishOptions{VideoName: "side"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = side.Close() })
+	rc := startRoomcast(t, lk, nil)
+
+	t.Run("the second camera by name", func(t *testing.T) {
+		in, sess := live(t, ctx, rc, bridge.StartRequest{Room: "studio", Identity: "alice", Video: &bridge.VideoRequest{Track: "side"}})
+		if _, err := sess.Wait(ctx, videoFor(3*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		running, err := pollStatus(ctx, rc, in.ID, func(i bridge.Info) bool { return i.Stats != nil && i.Stats.WidthIn != 0 })
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, snap := stop(t, ctx, rc, in.ID, sess)
+		if st := running.Stats; st.WidthIn != 320 || st.HeightIn != 180 {
+			t.Errorf("status input size %dx%d, want the side camera's 320x180", st.WidthIn, st.HeightIn)
+		}
+		if f := metaOf(snap); f["width"] != 320.0 || f["height"] != 180.0 {
+			t.Errorf("onMetaData says %vx%v, want 320x180", f["width"], f["height"])
+		}
+		sides, fronts, total := 0, 0, 0
+		for _, m := range mediaFrames(snap.Video()) {
+			nalus, err := avc.SplitAVCC(m.Payload[5:], 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total++
+			if _, ok := sideSrc.FrameSentAt(avc.VCLHash(nalus)); ok {
+				sides++
+			}
+			if _, ok := front.FrameSentAt(avc.VCLHash(nalus)); ok {
+				fronts++
+			}
+		}
+		if sides != total || fronts != 0 || total < 60 {
+			t.Errorf("of %d frames, %d are the side camera's and %d the front's; want all (≥ 60) the side's", total, sides, fronts)
+		}
+		if mediaSpan(snap.Audio()) < 2500*time.Millisecond {
+			t.Errorf("%v of audio, want the microphone alongside", mediaSpan(snap.Audio()))
+		}
+	})
+
+	t.Run("an unknown name", func(t *testing.T) {
+		started := time.Now()
+		in, err := rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: "alice",
+			Outputs: []bridge.OutputRequest{{URL: "rtmp://127.0.0.1:1/live/k"}},
+			Video:   &bridge.VideoRequest{Track: "back"}}, true)
+		var apiErr *bridge.Error
+		if errors.As(err, &apiErr) {
+			in.Error = apiErr
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(started)
+		t.Logf("failed after %v: %+v", took.Round(time.Millisecond), in.Error)
+		if in.Error == nil || in.Error.Code != bridge.CodeTracksNotFound {
+			t.Fatalf("broadcast = %s %+v, want tracks_not_found", in.State, in.Error)
+		}
+		for _, want := range []string{`no video track named "back"`, `CAMERA "front"`, `CAMERA "side"`, `MICROPHONE "testpattern-microphone"`} {
+			if !strings.Contains(in.Error.Message, want) {
+				t.Errorf("error %q does not say %s", in.Error.Message, want)
+			}
+		}
+		if strings.Count(in.Error.Message, `"front"`) != 1 {
+			t.Errorf("error %q lists a track twice", in.Error.Message)
+		}
+		if took >= rc.cfg.Broadcast.TrackWait {
+			t.Errorf("failed after %v, want before track_wait (%v): the participant's tracks are all known", took, rc.cfg.Broadcast.TrackWait)
+		}
+	})
 }

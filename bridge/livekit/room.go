@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +99,10 @@ func (c *Client) Subscribe(ctx context.Context, req bridge.SubscribeRequest) (br
 		if ctx.Err() != nil {
 			return bridge.Subscription{}, ctx.Err()
 		}
+		if errors.Is(err, errNoNamedTrack) {
+			return bridge.Subscription{}, fmt.Errorf("%w: participant %q in room %q publishes no video track named %q (it publishes %s)",
+				bridge.ErrTracksNotFound, identity, room, w.sel.trackName, w.describe())
+		}
 		return bridge.Subscription{}, fmt.Errorf("%w: participant %q in room %q did not publish %s within %v (has %s)",
 			bridge.ErrTracksNotFound, identity, room, w.sel, wait, w.describe())
 	}
@@ -166,7 +172,10 @@ func (w *waiter) onPublished(pub *lksdk.RemoteTrackPublication, rp *lksdk.Remote
 		return
 	}
 	w.mu.Lock()
-	w.published = append(w.published, describePub(pub))
+	// The SDK may announce a publication twice (at join and on update).
+	if d := describePub(pub); !slices.Contains(w.published, d) {
+		w.published = append(w.published, d)
+	}
 	wanted := w.sel.wants(pub) && w.got[pub.Kind()] == nil && !w.anyWanted(pub.Kind())
 	if w.relays[pub.Kind()] != nil {
 		// A replacement for a track already broadcast (see relay).
