@@ -317,3 +317,111 @@ func TestTrackByName(t *testing.T) {
 		}
 	})
 }
+
+// TestCodecSwitch: the participant republishes its H.264 camera as VP8
+// (another browser, or a page that changes videoCodec). One RTMP session
+// cannot change codec, so the broadcast carries on: the audio never
+// stops, the destination keeps the last picture (the last keyframe,
+// repeated) past republishWait instead of losing its video, and status
+// carries a track_changed warning naming both codecs. When the
+// participant publishes an H.264 camera again, the video resumes with its
+// frames and the warning goes.
+func TestCodecSwitch(t *testing.T) {
+	lk := startLiveKit(t)
+	pub := publish(t, lk, "studio", "alice", testpattern.SourceOptions{Width: 640, Height: 360, BitrateKbps: 600})
+	vp8 := startSource(t, testpattern.SourceOptions{Codec: "vp8", Width: 640, Height: 360, BitrateKbps: 600, NoAudio: true})
+	rc := startRoomcast(t, lk, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	in, sess := live(t, ctx, rc, bridge.StartRequest{Room: "studio", Identity: "alice"})
+	if _, err := sess.Wait(ctx, videoFor(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+
+	switched := time.Now()
+	switchTS := lastFrameTS(sess.Snapshot().Video())
+	if err := pub.pub.UnpublishVideo(); err != nil {
+		t.Fatal(err)
+	}
+	vp8Cam, err := pub.pub.AddVideo(ctx, vp8, testpattern.PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned, err := pollStatus(ctx, rc, in.ID, func(i bridge.Info) bool { return i.Warning != nil })
+	if err != nil {
+		t.Fatalf("status never warned about the codec change: %v", err)
+	}
+	t.Logf("warning %v after the switch: %s", time.Since(switched).Round(time.Millisecond), warned.Warning.Message)
+	w := warned.Warning
+	if w.Code != bridge.CodeTrackChanged || w.Name != "track_changed" || !strings.Contains(w.Message, "video/VP8") || !strings.Contains(w.Message, "video/H264") {
+		t.Errorf("warning = %+v, want track_changed naming VP8 and H.264", w)
+	}
+	if warned.State != bridge.StateBroadcasting || warned.Error != nil {
+		t.Errorf("broadcast %s (%+v) after the switch, want broadcasting", warned.State, warned.Error)
+	}
+	// Past republishWait (5 s), the video still goes on.
+	if _, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool { return lastFrameTS(s.Video()) >= switchTS+8000 }); err != nil {
+		t.Fatalf("the video ended after the codec change: %v", err)
+	}
+
+	_ = vp8Cam.Close() // unpublishes the VP8 camera
+	back := time.Now()
+	h264Cam, err := pub.pub.AddVideo(ctx, pub.Source, testpattern.PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h264Cam.Close() })
+	resumed, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool {
+		f := mediaFrames(s.Video())
+		if len(f) == 0 {
+			return false
+		}
+		nalus, err := avc.SplitAVCC(f[len(f)-1].Payload[5:], 4)
+		sent, ok := pub.FrameSentAt(avc.VCLHash(nalus))
+		return err == nil && ok && sent.After(back)
+	})
+	if err != nil {
+		t.Fatalf("the video did not resume with the H.264 camera: %v", err)
+	}
+	t.Logf("video resumed %v after the H.264 camera came back", time.Since(back).Round(time.Millisecond))
+	cleared, err := pollStatus(ctx, rc, in.ID, func(i bridge.Info) bool { return i.Warning == nil })
+	if err != nil {
+		t.Errorf("the warning stayed after the H.264 camera came back: %+v", cleared.Warning)
+	}
+	backTS := lastFrameTS(resumed.Video())
+	if _, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool { return lastFrameTS(s.Video()) >= backTS+2000 }); err != nil {
+		t.Fatal(err)
+	}
+	final, snap := stop(t, ctx, rc, in.ID, sess)
+
+	if final.State != bridge.StateStopped || len(rc.svc.Manager.List()) != 1 {
+		t.Errorf("broadcast ended %s (%+v), want stopped on request, the one broadcast", final.State, final.Error)
+	}
+	gap, at := maxFrameGap(snap.Audio())
+	t.Logf("largest audio gap %v", gap)
+	if gap > 100*time.Millisecond {
+		t.Errorf("audio gap %v at %d ms", gap, at)
+	}
+	if gap, at := maxFrameGap(snap.Video()); gap > 1200*time.Millisecond {
+		t.Errorf("video gap %v at %d ms (switched at %d ms), want ≤ 1.2 s", gap, at, switchTS)
+	}
+	var last uint32
+	matched, total := 0, 0
+	for _, m := range mediaFrames(snap.Video()) {
+		if m.Timestamp < last {
+			t.Fatalf("video timestamp goes back from %d to %d ms", last, m.Timestamp)
+		}
+		last = m.Timestamp
+		nalus, err := avc.SplitAVCC(m.Payload[5:], 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total++
+		if _, ok := pub.FrameSentAt(avc.VCLHash(nalus)); ok {
+			matched++
+		}
+	}
+	if matched != total {
+		t.Errorf("%d of %d frames are the H.264 camera's, want all (the last picture repeated while VP8 came)", matched, total)
+	}
+}
