@@ -425,3 +425,46 @@ func TestCodecSwitch(t *testing.T) {
 		t.Errorf("%d of %d frames are the H.264 camera's, want all (the last picture repeated while VP8 came)", matched, total)
 	}
 }
+
+// TestCameraNeverSent: a camera published muted before it sent a single
+// frame is not announced by LiveKit (it stays pending until its first
+// packet), so roomcast cannot tell it from no camera: the broadcast goes
+// out audio-only. When the camera unmutes and appears, the running
+// stream does not grow a video track (players handle that badly); status
+// warns with track_changed, naming it.
+func TestCameraNeverSent(t *testing.T) {
+	lk := startLiveKit(t)
+	pub := publishWith(t, lk, "studio", "alice", testpattern.SourceOptions{Width: 640, Height: 360, BitrateKbps: 600},
+		testpattern.PublishOptions{VideoMuted: true})
+	rc := startRoomcast(t, lk, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	in, sess := live(t, ctx, rc, bridge.StartRequest{Room: "studio", Identity: "alice"})
+	if _, err := sess.Wait(ctx, audioFor(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	pub.pub.MuteVideo(false)
+	warned, err := pollStatus(ctx, rc, in.ID, func(i bridge.Info) bool { return i.Warning != nil })
+	if err != nil {
+		t.Fatalf("status never warned about the late camera: %v", err)
+	}
+	from := lastFrameTS(sess.Snapshot().Audio())
+	if _, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool { return lastFrameTS(s.Audio()) >= from+2000 }); err != nil {
+		t.Fatal(err)
+	}
+	_, snap := stop(t, ctx, rc, in.ID, sess)
+	w := warned.Warning
+	t.Logf("warning: %s", w.Message)
+	if w.Code != bridge.CodeTrackChanged || !strings.Contains(w.Message, `CAMERA "testpattern-camera"`) || !strings.Contains(w.Message, "without video") {
+		t.Errorf("warning = %+v, want track_changed naming the camera", w)
+	}
+	if warned.State != bridge.StateBroadcasting {
+		t.Errorf("broadcast %s with the warning, want broadcasting", warned.State)
+	}
+	if n := len(snap.Video()); n != 0 {
+		t.Errorf("%d video messages: the audio-only stream grew video", n)
+	}
+	if gap, at := maxFrameGap(snap.Audio()); gap > 100*time.Millisecond {
+		t.Errorf("audio gap %v at %d ms", gap, at)
+	}
+}
