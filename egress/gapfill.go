@@ -22,6 +22,11 @@ import (
 //     stream resumes only at a keyframe (a repeated keyframe resets the
 //     decoder's references), and one is requested.
 //
+// A track that has sent nothing yet (muted before the broadcast began) is
+// filled the same way from the stream's start, on the timeline of the
+// tracks that did send (streamClock); a video track repeats a black
+// stand-in keyframe until it has one of its own.
+//
 // It also renumbers the packets and rewrites RTP timestamps from the
 // presentation times, so the depayloaders see one continuous stream
 // whatever was inserted. One gapFiller belongs to one reader goroutine.
