@@ -42,6 +42,10 @@ type Info struct {
 	Outputs   []OutputInfo `json:"outputs"`
 	Stats     *Stats       `json:"stats,omitempty"`
 	Error     *Error       `json:"error,omitempty"`
+	// Warning is a problem the broadcast carries on through, e.g. the
+	// participant republished its camera in another codec (6004
+	// track_changed); absent once it is over.
+	Warning *Error `json:"warning,omitempty"`
 }
 
 // OutputInfo is one destination; URL has its stream key redacted.
@@ -109,6 +113,7 @@ type broadcast struct {
 	endedAt     time.Time
 	reason      string
 	err         *Error
+	warning     *Error
 	stream      *egress.Stream
 	layer       string        // the simulcast layer subscribed to
 	outputCount int           // outputs ever added, for their ids
@@ -121,7 +126,9 @@ func (b *broadcast) run(ctx context.Context, rooms Rooms, cfg config.Broadcast, 
 	defer close(b.done)
 	log = log.With("broadcast", b.id, "room", b.room, "identity", b.identity)
 
-	sub, err := rooms.Subscribe(ctx, b.media.subscribeRequest(b.room, b.identity, cfg))
+	req := b.media.subscribeRequest(b.room, b.identity, cfg)
+	req.OnWarning = b.setWarning
+	sub, err := rooms.Subscribe(ctx, req)
 	if err != nil {
 		b.end(ctx, err, log)
 		return
@@ -188,6 +195,19 @@ func (b *broadcast) setState(s State) {
 		return
 	}
 	b.enterLocked(s)
+	b.notifyLocked()
+}
+
+// setWarning records a problem the broadcast carries on through, or with
+// nil that it is over. It runs on the room adapter's goroutines.
+func (b *broadcast) setWarning(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil {
+		b.warning = nil
+	} else {
+		b.warning = toError(err)
+	}
 	b.notifyLocked()
 }
 
@@ -264,6 +284,7 @@ func (b *broadcast) snapshot() (Info, []State, <-chan struct{}) {
 		CreatedAt: b.created,
 		EndReason: b.reason,
 		Error:     b.err,
+		Warning:   b.warning,
 	}
 	if !b.liveAt.IsZero() {
 		in.LiveAt = &b.liveAt

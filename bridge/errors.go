@@ -49,6 +49,7 @@ const (
 	CodeTracksNotFound      = 6001
 	CodeUnsupportedCodec    = 6002
 	CodeMediaFailed         = 6003
+	CodeTrackChanged        = 6004
 	CodeInternal            = 7001
 	CodeCapacity            = 7002
 	CodeShuttingDown        = 7003
@@ -77,6 +78,7 @@ var codeNames = map[int]string{
 	CodeTracksNotFound:      "tracks_not_found",
 	CodeUnsupportedCodec:    "unsupported_codec",
 	CodeMediaFailed:         "media_failed",
+	CodeTrackChanged:        "track_changed",
 	CodeInternal:            "internal_error",
 	CodeCapacity:            "capacity_exceeded",
 	CodeShuttingDown:        "shutting_down",
@@ -129,6 +131,8 @@ func toError(err error) *Error {
 		return newError(CodeRoomNotFound, "%v", err)
 	case errors.Is(err, ErrTracksNotFound):
 		return newError(CodeTracksNotFound, "%v", err)
+	case errors.Is(err, ErrTrackChanged):
+		return newError(CodeTrackChanged, "%v", err)
 	case errors.Is(err, ErrRoomConnect):
 		return newError(CodeRoomConnect, "%v", err)
 	case errors.Is(err, egress.ErrInvalidMetadata):

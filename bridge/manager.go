@@ -326,7 +326,8 @@ func (m *Manager) Wait(ctx context.Context, id string, until func(Info) bool) (I
 
 // Follow calls fn with the broadcast's info once for every state it
 // enters, in order (Info.State is that state, the rest is current), when an
-// output changes state, and every interval while it broadcasts. It returns
+// output changes state or a warning comes or goes, and every interval
+// while it broadcasts. It returns
 // after fn has seen the final state, or when ctx ends.
 func (m *Manager) Follow(ctx context.Context, id string, interval time.Duration, fn func(Info)) error {
 	b, err := m.get(id)
@@ -349,7 +350,7 @@ func (m *Manager) Follow(ctx context.Context, id string, interval time.Duration,
 		if in.State.Final() {
 			return nil
 		}
-		if o := outputStates(in); o != outputs {
+		if o := outputStates(in) + warningOf(in); o != outputs {
 			if !sent && outputs != "" {
 				fn(in)
 			}
@@ -366,6 +367,13 @@ func (m *Manager) Follow(ctx context.Context, id string, interval time.Duration,
 			return ctx.Err()
 		}
 	}
+}
+
+func warningOf(in Info) string {
+	if in.Warning == nil {
+		return ""
+	}
+	return "warning=" + in.Warning.Message
 }
 
 func outputStates(in Info) string {

@@ -58,6 +58,11 @@ type SubscribeRequest struct {
 	// zero picks the highest.
 	MaxWidth, MaxHeight int
 	Wait                time.Duration
+	// OnWarning, if set, is told of a track change the broadcast carries
+	// on through but cannot follow (wrapping ErrTrackChanged), and with
+	// nil once it is over. It runs on the adapter's goroutines and must
+	// not block.
+	OnWarning func(error)
 }
 
 // Subscription is what Subscribe got.
@@ -74,4 +79,7 @@ var (
 	ErrRoomNotFound   = errors.New("room not found")
 	ErrTracksNotFound = errors.New("tracks not found")
 	ErrRoomConnect    = errors.New("cannot join room")
+	// ErrTrackChanged: the participant changed a track in a way one RTMP
+	// session cannot follow (another codec, a track added mid-stream).
+	ErrTrackChanged = errors.New("track changed")
 )

@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"sync"
 	"time"
 
 	"github.com/pion/rtp"
@@ -21,6 +22,11 @@ import (
 //     stream resumes only at a keyframe (a repeated keyframe resets the
 //     decoder's references), and one is requested.
 //
+// A track that has sent nothing yet (muted before the broadcast began) is
+// filled the same way from the stream's start, on the timeline of the
+// tracks that did send (streamClock); a video track repeats a black
+// stand-in keyframe until it has one of its own.
+//
 // It also renumbers the packets and rewrites RTP timestamps from the
 // presentation times, so the depayloaders see one continuous stream
 // whatever was inserted. One gapFiller belongs to one reader goroutine.
@@ -32,10 +38,19 @@ type gapFiller struct {
 	step    time.Duration // spacing of the inserted packets (audio) or frames (video)
 	lag     time.Duration // how far behind the wall clock filling stays
 
+	// timeline is the stream's shared clock (nil in some tests): a track
+	// that has sent nothing yet is filled on the other tracks' timeline.
+	timeline *streamClock
+	// standIn makes a keyframe to repeat while a video track has sent
+	// none of its own (a camera muted before the broadcast); nil, or a
+	// nil result, means no stand-in. Called at most once.
+	standIn      func() []*rtp.Packet
+	standInTried bool
+
 	started     bool
 	seq         uint16
 	lastPTS     time.Duration // last pushed
-	lastReal    time.Time     // wall time of the last real packet
+	lastReal    time.Time     // wall time of the last real packet, or when waiting for the first began
 	lastRealPTS time.Duration
 	filling     bool
 
@@ -56,13 +71,17 @@ type gapFiller struct {
 // behind the wall clock so that a resuming packet lands after the filler,
 // and audiorate closes what is left. Video: frames can legitimately be
 // 1 s apart (a static screen share), and repeating a keyframe costs a
-// keyframe's bytes, so video waits 1 s and repeats at 2 fps.
+// keyframe's bytes, so video waits 1 s and repeats at 2 fps, 100 ms behind
+// the wall clock: a resuming keyframe arrives up to a jitter buffer's
+// wait after its capture time, and one that lands before the last repeat
+// would be dropped.
 const (
 	audioHoldoff = 100 * time.Millisecond
 	audioLag     = 40 * time.Millisecond
 	opusFrame    = 20 * time.Millisecond
 	videoHoldoff = time.Second
 	videoStep    = 500 * time.Millisecond
+	videoLag     = 100 * time.Millisecond
 	// keyframeWait spaces keyframe requests while the stream waits for one.
 	keyframeWait = 500 * time.Millisecond
 )
@@ -77,7 +96,7 @@ func newGapFiller(c Codec, videoCodec string) *gapFiller {
 		f.holdoff, f.step, f.lag = audioHoldoff, opusFrame, audioLag
 		f.silence = rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: c.PayloadType}, Payload: opusSilence}
 	} else {
-		f.holdoff, f.step = videoHoldoff, videoStep
+		f.holdoff, f.step, f.lag = videoHoldoff, videoStep, videoLag
 	}
 	return f
 }
@@ -96,6 +115,7 @@ func (f *gapFiller) real(pkt *rtp.Packet, pts time.Duration, now time.Time) ([]t
 	f.out = f.out[:0]
 	f.started = true
 	f.lastReal, f.lastRealPTS = now, pts
+	f.timeline.observe(now, pts)
 	resumed := f.filling
 	f.filling = false
 	request := false
@@ -124,8 +144,13 @@ func (f *gapFiller) real(pkt *rtp.Packet, pts time.Duration, now time.Time) ([]t
 			f.waitKey = false
 		}
 	}
-	// Never backwards: what the filler already covered is dropped.
+	// Never backwards: what the filler already covered is dropped. A
+	// keyframe dropped so leaves the frames after it nothing to refer
+	// to: wait for the next one.
 	if f.seq != 0 && (pts < f.lastPTS || (f.kind == Audio && pts == f.lastPTS)) {
+		if f.kind == Video && f.collecting && !f.waitKey {
+			f.waitKey, f.lastRequest, request = true, now, true
+		}
 		return nil, request
 	}
 	f.emit(pkt, pts)
@@ -133,15 +158,34 @@ func (f *gapFiller) real(pkt *rtp.Packet, pts time.Duration, now time.Time) ([]t
 }
 
 // fill returns the packets that cover the time since the last real one,
-// if the track has been quiet for longer than holdoff.
+// if the track has been quiet for longer than holdoff. A track that has
+// sent nothing yet is quiet from the first call, and is filled on the
+// stream's timeline from where the other tracks began.
 func (f *gapFiller) fill(now time.Time) []timedPacket {
 	f.out = f.out[:0]
+	if f.lastReal.IsZero() {
+		f.lastReal = now
+	}
 	quiet := now.Sub(f.lastReal)
-	if !f.started || quiet < f.holdoff || (f.kind == Video && len(f.keyframe) == 0) {
+	if quiet < f.holdoff {
+		return nil
+	}
+	wall, pts := f.lastReal, f.lastRealPTS
+	if !f.started {
+		var first time.Duration
+		var ok bool
+		if wall, pts, first, ok = f.timeline.anchor(); !ok {
+			return nil // no track has started: nothing to line up with
+		}
+		if f.seq == 0 {
+			f.lastPTS = first - f.step
+		}
+	}
+	if f.kind == Video && len(f.keyframe) == 0 && !f.useStandIn() {
 		return nil
 	}
 	f.filling = true
-	until := f.lastRealPTS + quiet - f.lag
+	until := pts + now.Sub(wall) - f.lag
 	// Each inserted packet is a copy of its model (sharing the payload):
 	// the reader marshals them after this returns, each with its own
 	// sequence number and timestamp.
@@ -158,6 +202,17 @@ func (f *gapFiller) fill(now time.Time) []timedPacket {
 		}
 	}
 	return f.out
+}
+
+// useStandIn makes the stand-in keyframe the one to repeat, if there is
+// one.
+func (f *gapFiller) useStandIn() bool {
+	if f.standInTried || f.standIn == nil {
+		return false
+	}
+	f.standInTried = true
+	f.keyframe = f.standIn()
+	return len(f.keyframe) > 0
 }
 
 // emit renumbers pkt, stamps it with pts on the RTP clock and appends it.
@@ -211,4 +266,41 @@ func isKeyframeStart(codec string, pkt *rtp.Packet) bool {
 		return p.B && !p.P
 	}
 	return false
+}
+
+// streamClock relates the wall clock to the tracks' shared presentation
+// times, from the real packets of every track of a stream, so that a
+// track that has sent nothing yet (a camera or microphone muted before
+// the broadcast began) can be filled on the same timeline. A nil
+// streamClock knows nothing.
+type streamClock struct {
+	mu    sync.Mutex
+	set   bool
+	first time.Duration // the first presentation time seen
+	wall  time.Time     // arrival of the latest packet
+	pts   time.Duration // its presentation time
+}
+
+func (c *streamClock) observe(now time.Time, pts time.Duration) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.set {
+		c.set, c.first = true, pts
+	}
+	c.wall, c.pts = now, pts
+}
+
+// anchor returns the latest packet's arrival and presentation time, and
+// the first presentation time of the stream; ok is false until a packet
+// has been seen.
+func (c *streamClock) anchor() (wall time.Time, pts, first time.Duration, ok bool) {
+	if c == nil {
+		return time.Time{}, 0, 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wall, c.pts, c.first, c.set
 }

@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -109,5 +110,96 @@ func TestIsKeyframeStart(t *testing.T) {
 		if got := isKeyframeStart(tc.codec, &rtp.Packet{Payload: tc.payload}); got != tc.want {
 			t.Errorf("%s %x: %v, want %v", tc.codec, tc.payload, got, tc.want)
 		}
+	}
+}
+
+// TestGapFillerBeforeFirstPacket: a track that has sent nothing (muted
+// before the broadcast) is filled once holdoff has passed since the
+// stream began, on the timeline of the tracks that did send, from where
+// they began; video needs a stand-in keyframe for that, and nothing is
+// filled before any track has a packet.
+func TestGapFillerBeforeFirstPacket(t *testing.T) {
+	black := []*rtp.Packet{{Payload: []byte{0x67, 0}}, {Header: rtp.Header{Marker: true}, Payload: []byte{0x65, 0}}}
+	t0 := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		name     string
+		codec    Codec
+		standIn  []*rtp.Packet
+		observed bool // another track has sent packets
+		at       time.Duration
+		want     []int64 // presentation times filled, ms
+	}{
+		{"audio before holdoff", Codec{Kind: Audio, ClockRate: 48000}, nil, true, 90 * time.Millisecond, nil},
+		{"audio from where the video began", Codec{Kind: Audio, ClockRate: 48000}, nil, true, 200 * time.Millisecond,
+			[]int64{500, 520, 540, 560, 580, 600, 620, 640, 660}}, // up to 700 ms - 40 ms lag
+		{"audio alone", Codec{Kind: Audio, ClockRate: 48000}, nil, false, time.Second, nil},
+		{"video before holdoff", Codec{Kind: Video, ClockRate: 90000}, black, true, 900 * time.Millisecond, nil},
+		{"video black from where the audio began", Codec{Kind: Video, ClockRate: 90000}, black, true, 1200 * time.Millisecond,
+			[]int64{500, 500, 1000, 1000, 1500, 1500}}, // up to 1.7 s - 100 ms lag
+		{"video without a stand-in", Codec{Kind: Video, ClockRate: 90000}, nil, true, 2 * time.Second, nil},
+		{"video alone", Codec{Kind: Video, ClockRate: 90000}, black, false, 2 * time.Second, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newGapFiller(tc.codec, "h264")
+			f.timeline = &streamClock{}
+			calls := 0
+			if tc.standIn != nil {
+				f.standIn = func() []*rtp.Packet { calls++; return tc.standIn }
+			}
+			f.fill(t0) // the stream begins: the track waits from here
+			if tc.observed {
+				// The other track began at 500 ms of the shared clock,
+				// and its latest packet says 700 ms is t0 + 200 ms.
+				f.timeline.observe(t0, 500*time.Millisecond)
+				f.timeline.observe(t0.Add(200*time.Millisecond), 700*time.Millisecond)
+			}
+			var got []int64
+			for _, p := range f.fill(t0.Add(tc.at)) {
+				got = append(got, p.pts.Milliseconds())
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("filled at %v ms, want %v", got, tc.want)
+			}
+			f.fill(t0.Add(tc.at + time.Second))
+			if calls > 1 {
+				t.Errorf("stand-in made %d times", calls)
+			}
+		})
+	}
+}
+
+// TestGapFillerStandInThenCamera: after black stand-ins, the camera's
+// first packets are dropped until its keyframe (asked for at once), and
+// a keyframe that lands before the last stand-in is dropped too, with
+// the frames after it.
+func TestGapFillerStandInThenCamera(t *testing.T) {
+	f := newGapFiller(Codec{Kind: Video, ClockRate: 90000}, "h264")
+	f.timeline = &streamClock{}
+	f.standIn = func() []*rtp.Packet {
+		return []*rtp.Packet{{Header: rtp.Header{Marker: true}, Payload: []byte{0x65, 0}}}
+	}
+	t0 := time.Unix(1000, 0)
+	f.fill(t0)
+	f.timeline.observe(t0, 0)
+	if got := f.fill(t0.Add(3 * time.Second)); len(got) != 6 || got[5].pts != 2500*time.Millisecond {
+		t.Fatalf("stand-ins = %d, want 6 up to 2.5 s", len(got))
+	}
+	idr := func() *rtp.Packet { return &rtp.Packet{Header: rtp.Header{Marker: true}, Payload: []byte{0x65, 1}} }
+	p := func() *rtp.Packet { return &rtp.Packet{Header: rtp.Header{Marker: true}, Payload: []byte{0x41, 1}} }
+	now := t0.Add(3 * time.Second)
+	if out, request := f.real(p(), 2900*time.Millisecond, now); len(out) != 0 || !request {
+		t.Errorf("a P-frame first: pushed %d, request %v; want none and a request", len(out), request)
+	}
+	if out, request := f.real(idr(), 2400*time.Millisecond, now.Add(600*time.Millisecond)); len(out) != 0 || !request {
+		t.Errorf("a keyframe behind the stand-ins: pushed %d, request %v; want none and a request", len(out), request)
+	}
+	if out, _ := f.real(p(), 2433*time.Millisecond, now.Add(633*time.Millisecond)); len(out) != 0 {
+		t.Error("a P-frame after a dropped keyframe was pushed")
+	}
+	if out, _ := f.real(idr(), 3600*time.Millisecond, now.Add(700*time.Millisecond)); len(out) != 1 {
+		t.Error("the next keyframe was not pushed")
+	}
+	if out, _ := f.real(p(), 3633*time.Millisecond, now.Add(733*time.Millisecond)); len(out) != 1 {
+		t.Error("the P-frame after it was not pushed")
 	}
 }

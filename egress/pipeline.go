@@ -229,6 +229,10 @@ func (s *Stream) read(t Track, src *app.Source) {
 	}()
 
 	f := newGapFiller(c, s.videoCodec.name)
+	f.timeline = &s.timeline
+	if c.Kind == Video {
+		f.standIn = func() []*rtp.Packet { return s.blackStandIn(c) }
+	}
 	var delay time.Duration
 	if c.Kind == Video {
 		delay = audioPathDelay

@@ -76,6 +76,7 @@ type Stream struct {
 	tlsConfig    *tls.Config // nil: the system roots; tests set their own
 	backoff      backoff
 
+	timeline     streamClock   // the readers' shared clock, for gap filling
 	lastRequest  time.Time     // last keyframe request; owned by Run
 	keyframeSoon chan struct{} // outputs' keyframe requests to Run
 	ops          chan outputOp // AddOutput and RemoveOutput to Run

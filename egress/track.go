@@ -40,6 +40,11 @@ type Codec struct {
 	MimeType    string // "video/H264", "audio/opus", as WebRTC names them
 	ClockRate   uint32
 	PayloadType uint8
+	// Width and Height are the video size the publisher announced, 0 if
+	// unknown: the size of the black frames sent while the track has sent
+	// no keyframe (a camera muted before the broadcast), so that in
+	// passthrough the camera's first picture does not change the size.
+	Width, Height int
 }
 
 // Track is a source of timestamped RTP packets for one media track: the seam

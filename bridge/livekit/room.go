@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,8 +63,13 @@ func (c *Client) Subscribe(ctx context.Context, req bridge.SubscribeRequest) (br
 		return bridge.Subscription{}, err
 	}
 
+	warn := req.OnWarning
+	if warn == nil {
+		warn = func(error) {}
+	}
 	w := &waiter{
 		identity: identity,
+		warn:     warn,
 		sel:      newSelection(req),
 		sync:     synchronizer.NewSynchronizerWithOptions(synchronizer.WithStartGate()),
 		got:      map[lksdk.TrackKind]*track{},
@@ -96,6 +103,10 @@ func (c *Client) Subscribe(ctx context.Context, req bridge.SubscribeRequest) (br
 		w.closeAll()
 		if ctx.Err() != nil {
 			return bridge.Subscription{}, ctx.Err()
+		}
+		if errors.Is(err, errNoNamedTrack) {
+			return bridge.Subscription{}, fmt.Errorf("%w: participant %q in room %q publishes no video track named %q (it publishes %s)",
+				bridge.ErrTracksNotFound, identity, room, w.sel.trackName, w.describe())
 		}
 		return bridge.Subscription{}, fmt.Errorf("%w: participant %q in room %q did not publish %s within %v (has %s)",
 			bridge.ErrTracksNotFound, identity, room, w.sel, wait, w.describe())
@@ -148,6 +159,7 @@ func (c *Client) token(room string) (string, error) {
 type waiter struct {
 	identity string
 	sel      selection
+	warn     func(error) // never nil
 	sync     *synchronizer.Synchronizer
 
 	mu        sync.Mutex
@@ -159,6 +171,7 @@ type waiter struct {
 	ready     chan struct{}              // closed when video and audio are in
 	update    chan struct{}              // a track came in
 	done      bool
+	late      map[string]bool // SIDs warned about by lateTrack
 }
 
 func (w *waiter) onPublished(pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
@@ -166,7 +179,15 @@ func (w *waiter) onPublished(pub *lksdk.RemoteTrackPublication, rp *lksdk.Remote
 		return
 	}
 	w.mu.Lock()
-	w.published = append(w.published, describePub(pub))
+	// The SDK may announce a publication twice (at join and on update).
+	if d := describePub(pub); !slices.Contains(w.published, d) {
+		w.published = append(w.published, d)
+	}
+	if late := w.lateTrack(pub); late != nil {
+		w.mu.Unlock()
+		w.warn(late)
+		return
+	}
 	wanted := w.sel.wants(pub) && w.got[pub.Kind()] == nil && !w.anyWanted(pub.Kind())
 	if w.relays[pub.Kind()] != nil {
 		// A replacement for a track already broadcast (see relay).
@@ -185,6 +206,24 @@ func (w *waiter) onPublished(pub *lksdk.RemoteTrackPublication, rp *lksdk.Remote
 	}
 }
 
+// lateTrack returns the warning for a wanted publication of a kind the
+// broadcast started without (a camera that had never sent a packet is not
+// announced until it does), once per publication; w.mu must be held. It
+// is not taken: the FLV would grow a track mid-stream, which players
+// handle badly.
+func (w *waiter) lateTrack(pub *lksdk.RemoteTrackPublication) error {
+	if !w.done || w.got[pub.Kind()] != nil || !w.sel.wants(pub) || w.late[pub.SID()] {
+		return nil
+	}
+	if w.late == nil {
+		w.late = map[string]bool{}
+	}
+	w.late[pub.SID()] = true
+	return fmt.Errorf("%w: participant %q published %s after the broadcast started without %s; a running broadcast does not add a track"+
+		" (players handle a stream that grows one badly): restart the broadcast to include it",
+		bridge.ErrTrackChanged, w.identity, describePub(pub), pub.Kind())
+}
+
 func (w *waiter) onSubscribed(remote *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp *lksdk.RemoteParticipant) {
 	if rp.Identity() != w.identity || !w.sel.wants(pub) {
 		return
@@ -197,6 +236,9 @@ func (w *waiter) onSubscribed(remote *webrtc.TrackRemote, pub *lksdk.RemoteTrack
 		}
 		if t := newTrack(remote, pub, rp, w.sync); !r.offer(t) {
 			_ = t.Close()
+			// Refused (another codec, or a replacement is already
+			// waiting): stop the SFU sending it.
+			_ = pub.SetSubscribed(false)
 		}
 		return
 	}
@@ -224,7 +266,7 @@ func (w *waiter) tracks() []egress.Track {
 	w.relays = map[lksdk.TrackKind]*relay{}
 	for _, kind := range []lksdk.TrackKind{lksdk.TrackKindVideo, lksdk.TrackKindAudio} {
 		if t := w.got[kind]; t != nil {
-			w.relays[kind] = newRelay(t)
+			w.relays[kind] = newRelay(t, w.identity, w.warn)
 			ts = append(ts, w.relays[kind])
 		}
 	}

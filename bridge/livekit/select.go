@@ -91,6 +91,15 @@ func layerName(l *lkproto.VideoLayer) string {
 	return fmt.Sprintf("%s %dx%d", strings.ToLower(l.Quality.String()), l.Width, l.Height)
 }
 
+// Why waitTracks gave up.
+var (
+	errNoTracks = errors.New("no tracks")
+	// errNoNamedTrack: the broadcast asked for a video track by name, and
+	// the participant does not publish one of that name. Going ahead
+	// without the video the user named would hide the mistake.
+	errNoNamedTrack = errors.New("no video track of that name")
+)
+
 // settle is how long a broadcast waits for the rest of a participant's
 // tracks once one is in and no other wanted one is announced: a browser
 // publishes camera and microphone within a second of each other, and an
@@ -99,7 +108,8 @@ const settle = 2 * time.Second
 
 // waitTracks returns once both tracks are in; or, once one is in, every
 // wanted publication seen is subscribed and settle has passed without a
-// new one; or at wait with whatever is in. It fails if nothing came.
+// new one; or at wait with whatever is in. It fails if nothing came, or
+// if a video track named by the request is not among what came.
 func (w *waiter) waitTracks(ctx context.Context, wait time.Duration) error {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
@@ -113,14 +123,11 @@ func (w *waiter) waitTracks(ctx context.Context, wait time.Duration) error {
 		case <-w.update:
 			settled.Reset(settle)
 		case <-settled.C:
-			if w.partial() {
-				return nil
+			if ok, err := w.partial(); ok {
+				return err
 			}
 		case <-deadline.C:
-			if w.some() {
-				return nil
-			}
-			return errors.New("no tracks")
+			return w.some()
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -128,22 +135,35 @@ func (w *waiter) waitTracks(ctx context.Context, wait time.Duration) error {
 }
 
 // partial reports that some track is in and every wanted publication seen
-// so far is subscribed.
-func (w *waiter) partial() bool {
+// so far is subscribed, and whether that is enough (see missingNamed).
+func (w *waiter) partial() (bool, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.got) > 0 && len(w.got) == len(w.wanted) {
-		w.done = true // late arrivals are no longer taken
-		return true
+	if len(w.got) == 0 || len(w.got) != len(w.wanted) {
+		return false, nil
 	}
-	return false
+	w.done = true // late arrivals are no longer taken
+	return true, w.missingNamed()
 }
 
-func (w *waiter) some() bool {
+// some ends the wait with whatever is in, if that is enough.
+func (w *waiter) some() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.done = true // late arrivals are no longer taken
-	return len(w.got) > 0
+	if len(w.got) == 0 {
+		return errNoTracks
+	}
+	return w.missingNamed()
+}
+
+// missingNamed fails a wait that ends without the video track the
+// request named; w.mu must be held.
+func (w *waiter) missingNamed() error {
+	if w.sel.trackName != "" && w.got[lksdk.TrackKindVideo] == nil {
+		return errNoNamedTrack
+	}
+	return nil
 }
 
 // anyWanted reports whether a publication of kind is already being

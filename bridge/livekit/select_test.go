@@ -1,9 +1,12 @@
 package livekit
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 
 	lkproto "github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 )
 
 func TestChooseLayer(t *testing.T) {
@@ -28,6 +31,43 @@ func TestChooseLayer(t *testing.T) {
 	} {
 		if got := layerName(chooseLayer(tc.info, tc.maxW, tc.maxH)); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestWaitEnds: when a wait for tracks may end and with what: a track
+// named by the request must be among those in.
+func TestWaitEnds(t *testing.T) {
+	video, audio := lksdk.TrackKindVideo, lksdk.TrackKindAudio
+	for _, tc := range []struct {
+		name      string
+		got       []lksdk.TrackKind
+		wanted    int // publications subscribed to
+		trackName string
+		partial   bool  // settle may end the wait
+		err       error // how it ends
+	}{
+		{"nothing yet", nil, 1, "", false, errNoTracks},
+		{"audio, video still coming", []lksdk.TrackKind{audio}, 2, "", false, nil},
+		{"audio only", []lksdk.TrackKind{audio}, 1, "", true, nil},
+		{"both", []lksdk.TrackKind{video, audio}, 2, "", true, nil},
+		{"named video in", []lksdk.TrackKind{video, audio}, 2, "side", true, nil},
+		{"named video not published", []lksdk.TrackKind{audio}, 1, "side", true, errNoNamedTrack},
+		{"named video still coming", []lksdk.TrackKind{audio}, 2, "side", false, errNoNamedTrack},
+	} {
+		w := &waiter{sel: selection{trackName: tc.trackName}, got: map[lksdk.TrackKind]*track{}, wanted: map[string]lksdk.TrackKind{}}
+		for _, k := range tc.got {
+			w.got[k] = &track{}
+		}
+		for i := range tc.wanted {
+			w.wanted[fmt.Sprint(i)] = video
+		}
+		ok, err := w.partial()
+		if ok != tc.partial || (ok && !errors.Is(err, tc.err)) {
+			t.Errorf("%s: partial = %v, %v; want %v, %v", tc.name, ok, err, tc.partial, tc.err)
+		}
+		if err := w.some(); !errors.Is(err, tc.err) {
+			t.Errorf("%s: at the deadline: %v, want %v", tc.name, err, tc.err)
 		}
 	}
 }

@@ -27,8 +27,11 @@ import (
 type track struct {
 	remote *webrtc.TrackRemote
 	rp     *lksdk.RemoteParticipant
-	sync   *synchronizer.TrackSynchronizer
-	jitter *jitter.Buffer
+	// The size the publication announces (its top layer), for the black
+	// frames egress sends until the first keyframe.
+	width, height int
+	sync          *synchronizer.TrackSynchronizer
+	jitter        *jitter.Buffer
 
 	mu    sync.Mutex
 	ready []jitter.ExtPacket // released by the jitter buffer, in order
@@ -53,6 +56,9 @@ func newTrack(remote *webrtc.TrackRemote, pub *lksdk.RemoteTrackPublication, rp 
 		rp:     rp,
 		sync:   s.AddTrack(remote, rp.Identity()),
 		closed: make(chan struct{}),
+	}
+	if info := pub.TrackInfo(); info != nil {
+		t.width, t.height = int(info.Width), int(info.Height)
 	}
 	depacketizer := depacketizerFor(remote.Codec().MimeType)
 	t.jitter = jitter.NewBuffer(depacketizer, jitterLatency, t.release,
@@ -81,6 +87,8 @@ func (t *track) Codec() egress.Codec {
 		MimeType:    c.MimeType,
 		ClockRate:   c.ClockRate,
 		PayloadType: uint8(c.PayloadType),
+		Width:       t.width,
+		Height:      t.height,
 	}
 }
 

@@ -43,9 +43,13 @@ var (
 // track (one per simulcast layer, highest first) and a microphone Opus
 // track, either of which the Source may leave out.
 type Publisher struct {
-	src    *Source
-	log    *slog.Logger
-	room   *lksdk.Room
+	src  *Source
+	opts PublishOptions
+	log  *slog.Logger
+	room *lksdk.Room
+	// owner is the Publisher that joined the room, for one made by
+	// AddVideo; nil when this one joined.
+	owner  *Publisher
 	audio  *lksdk.LocalTrack
 	sdkLog protologger.Logger
 
@@ -65,18 +69,36 @@ type Publisher struct {
 	closeOnce sync.Once
 }
 
+// PublishOptions say how a Publisher announces its video track. The zero
+// value publishes an unmuted track named testpattern-camera (or
+// testpattern-screen).
+type PublishOptions struct {
+	// VideoName names the video track, e.g. to tell two cameras apart.
+	VideoName string
+	// VideoMuted publishes the camera muted from the start, as a browser
+	// that joins with the camera off: not one frame is sent until
+	// MuteVideo(false).
+	VideoMuted bool
+}
+
 // Publish joins the room at url with token and publishes src's video and
 // audio, returning once both tracks are bound to the peer connection, so
 // media flows as soon as src runs. ctx bounds the join and publication
 // only, like a dialer's context; the Publisher then runs until Close.
 func Publish(ctx context.Context, src *Source, url, token string) (*Publisher, error) {
+	return PublishWith(ctx, src, url, token, PublishOptions{})
+}
+
+// PublishWith is Publish with options for the video track.
+func PublishWith(ctx context.Context, src *Source, url, token string, opts PublishOptions) (*Publisher, error) {
 	lklog.Install(slog.Default(), slog.LevelWarn)
 	timeout := defaultConnectTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
 	sdkLog := lklog.New(src.log, slog.LevelWarn)
-	p := &Publisher{src: src, log: src.log, inbox: NewInbox()}
+	p := &Publisher{src: src, opts: opts, log: src.log, inbox: NewInbox()}
+	p.videoMuted.Store(opts.VideoMuted) // before the source is attached: no frame leaks out
 
 	room, err := lksdk.ConnectToRoomWithToken(url, token, p.inbox.Callback(),
 		lksdk.WithAutoSubscribe(false),
@@ -101,7 +123,8 @@ func (p *Publisher) publish(ctx context.Context, sdkLog protologger.Logger) erro
 		return err
 	}
 	p.setVideo(video)
-	if p.src.audio != nil {
+	// A Publisher made by AddVideo adds video only.
+	if p.src.audio != nil && p.owner == nil {
 		p.audio, err = lksdk.NewLocalSampleTrack(opusCodec)
 		if err != nil {
 			return fmt.Errorf("testpattern: audio track: %w", err)
@@ -122,7 +145,7 @@ func (p *Publisher) publish(ctx context.Context, sdkLog protologger.Logger) erro
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("testpattern: publish: %w", err)
 	}
-	if p.audio != nil {
+	if p.audio != nil && p.owner == nil {
 		audioSource := livekit.TrackSource_MICROPHONE
 		if p.src.opts.Screen {
 			audioSource = livekit.TrackSource_SCREEN_SHARE_AUDIO
@@ -202,6 +225,9 @@ func (p *Publisher) publishVideo(tracks []*lksdk.LocalTrack) (*lksdk.LocalTrackP
 	if o.Screen {
 		opts.Name, opts.Source = "testpattern-screen", livekit.TrackSource_SCREEN_SHARE
 	}
+	if p.opts.VideoName != "" {
+		opts.Name = p.opts.VideoName
+	}
 	var pub *lksdk.LocalTrackPublication
 	var err error
 	switch len(tracks) {
@@ -216,6 +242,9 @@ func (p *Publisher) publishVideo(tracks []*lksdk.LocalTrack) (*lksdk.LocalTrackP
 		return nil, fmt.Errorf("testpattern: publish video: %w", err)
 	}
 	p.videoSID = pub.SID()
+	if p.opts.VideoMuted {
+		pub.SetMuted(true)
+	}
 	return pub, nil
 }
 
@@ -243,6 +272,37 @@ func (p *Publisher) RepublishVideo(ctx context.Context) error {
 		return err
 	}
 	return waitBound(ctx, bound)
+}
+
+// AddVideo publishes src's video as one more video track of the
+// participant p joined as (a second camera), or as its new camera after
+// UnpublishVideo, e.g. of another codec. The result shares p's room:
+// closing it unpublishes the track and leaves p in the room.
+func (p *Publisher) AddVideo(ctx context.Context, src *Source, opts PublishOptions) (*Publisher, error) {
+	owner := p
+	if p.owner != nil {
+		owner = p.owner
+	}
+	q := &Publisher{src: src, opts: opts, log: src.log, room: p.room, owner: owner, inbox: p.inbox, sdkLog: p.sdkLog}
+	q.videoMuted.Store(opts.VideoMuted)
+	if err := q.publish(ctx, p.sdkLog); err != nil {
+		src.detach(q)
+		return nil, err
+	}
+	return q, nil
+}
+
+// UnpublishVideo removes the video track, as a browser does when the
+// camera is turned off for good or before it publishes another one.
+func (p *Publisher) UnpublishVideo() error {
+	if p.videoPub == nil {
+		return errors.New("testpattern: no video to unpublish")
+	}
+	p.setVideo(nil)
+	if err := p.room.LocalParticipant.UnpublishTrack(p.videoPub.SID()); err != nil {
+		return fmt.Errorf("testpattern: unpublish video: %w", err)
+	}
+	return nil
 }
 
 // MuteVideo mutes or unmutes the camera as a browser does: the room is
@@ -313,10 +373,17 @@ func (p *Publisher) Identity() string { return p.room.LocalParticipant.Identity(
 // Source is the encoder this Publisher writes.
 func (p *Publisher) Source() *Source { return p.src }
 
-// Close stops writing and leaves the room. It does not stop the Source.
+// Close stops writing and leaves the room; one made by AddVideo
+// unpublishes its track instead. It does not stop the Source.
 func (p *Publisher) Close() error {
 	p.closeOnce.Do(func() {
 		p.src.detach(p)
+		if p.owner != nil {
+			if p.videoPub != nil {
+				_ = p.room.LocalParticipant.UnpublishTrack(p.videoPub.SID())
+			}
+			return
+		}
 		p.room.Disconnect()
 	})
 	return nil
