@@ -337,8 +337,11 @@ func TestResolutionChangePassthrough(t *testing.T) {
 	if _, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool { return avcHeaders(s) >= 2 }); err != nil {
 		t.Fatalf("no new sequence header after the size change: %v", err)
 	}
-	if _, err := pollStatus(ctx, rc, in.ID, func(i bridge.Info) bool { return i.Stats != nil && i.Stats.WidthIn == 320 }); err != nil {
-		t.Fatalf("status never showed the new size: %v", err)
+	// Passed through, the output size is the input size.
+	if _, err := pollStatus(ctx, rc, in.ID, func(i bridge.Info) bool {
+		return i.Stats != nil && i.Stats.WidthIn == 320 && i.Stats.Width == 320 && i.Stats.Height == 180
+	}); err != nil {
+		t.Fatalf("status never showed the new size in and out: %v", err)
 	}
 	changed := lastFrameTS(sess.Snapshot().Video())
 	if _, err := sess.Wait(ctx, func(s *rtmptest.Snapshot) bool { return lastFrameTS(s.Video()) >= changed+3000 }); err != nil {

@@ -309,6 +309,12 @@ func (s *Stream) watchVideo(main *gst.Pipeline) {
 		s.mu.Lock()
 		s.stats.VideoWidthIn, _ = w.(int)
 		s.stats.VideoHeightIn, _ = h.(int)
+		// Passed through, the output is the input: flvmux sends onMetaData
+		// once, so its size would go stale when a simulcast layer or
+		// the publisher's size changes.
+		if s.stats.Passthrough {
+			s.stats.Width, s.stats.Height = s.stats.VideoWidthIn, s.stats.VideoHeightIn
+		}
 		s.mu.Unlock()
 		return gst.PadProbeOK
 	})

@@ -191,10 +191,12 @@ func (s *Stream) sendMeta(ts uint32) {
 	w, _ := s.muxMeta.get("width")
 	h, _ := s.muxMeta.get("height")
 	s.mu.Lock()
-	if wf, ok := w.(float64); ok {
+	// Only the first: flvmux does not update its onMetaData when the size
+	// changes, the caps probe in watchVideo does (passthrough).
+	if wf, ok := w.(float64); ok && s.stats.Width == 0 {
 		s.stats.Width = int(wf)
 	}
-	if hf, ok := h.(float64); ok {
+	if hf, ok := h.(float64); ok && s.stats.Height == 0 {
 		s.stats.Height = int(hf)
 	}
 	s.mu.Unlock()
