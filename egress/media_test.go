@@ -255,6 +255,8 @@ func TestMuteKeepsTimeline(t *testing.T) {
 		{"audio passthrough", h264Track, false, true},
 		{"video passthrough", h264Track, false, false},
 		{"video transcode", vp8Track, true, false},
+		// AV1 resumes only at a keyframe, which the encoder makes when asked.
+		{"video transcode av1", av1Track, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
