@@ -229,33 +229,35 @@ func (s *Stream) read(t Track, src *app.Source) {
 	if c.Kind == Video {
 		delay = audioPathDelay
 	}
-	// The appsrc takes RTP packets, or for AV1 whole temporal units.
+	// The appsrc takes RTP packets, or for AV1 whole temporal units:
+	// payload returns what to push for pkt, nil for nothing (yet).
 	var tus *av1Assembler
 	if c.Kind == Video && s.videoCodec.elementary != "" {
 		tus = newAV1Assembler()
 	}
 	var wire []byte
-	push := func(pkt *rtp.Packet, pts time.Duration) bool {
-		var data []byte
+	payload := func(pkt *rtp.Packet, pts time.Duration) ([]byte, time.Duration) {
 		if tus != nil {
-			tu, tuPTS, keyframeWanted := tus.add(pkt, pts)
+			tu, at, keyframeWanted := tus.add(pkt, pts)
 			if keyframeWanted {
 				s.requestKeyframeSoon()
 			}
-			if tu == nil {
-				return true
-			}
-			data, pts = tu, tuPTS
-		} else {
-			n := pkt.MarshalSize()
-			if cap(wire) < n {
-				wire = make([]byte, n)
-			}
-			n, err := pkt.MarshalTo(wire[:n])
-			if err != nil {
-				return true
-			}
-			data = wire[:n]
+			return tu, at
+		}
+		n := pkt.MarshalSize()
+		if cap(wire) < n {
+			wire = make([]byte, n)
+		}
+		n, err := pkt.MarshalTo(wire[:n])
+		if err != nil {
+			return nil, 0
+		}
+		return wire[:n], pts
+	}
+	push := func(pkt *rtp.Packet, pts time.Duration) bool {
+		data, pts := payload(pkt, pts)
+		if data == nil {
+			return true
 		}
 		buf := gst.NewBufferFromBytes(data)
 		buf.SetPresentationTimestamp(gst.ClockTime(pts + delay))
