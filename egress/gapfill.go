@@ -264,6 +264,8 @@ func isKeyframeStart(codec string, pkt *rtp.Packet) bool {
 			return false
 		}
 		return p.B && !p.P
+	case "av1":
+		return isAV1KeyframeStart(b)
 	}
 	return false
 }

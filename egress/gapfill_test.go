@@ -106,6 +106,9 @@ func TestIsKeyframeStart(t *testing.T) {
 		{"vp8", []byte{0x00, 0x00, 0, 0}, false},                      // not a partition start
 		{"vp9", []byte{0x08, 0}, true},                                // B=1, P=0
 		{"vp9", []byte{0x48, 0}, false},                               // P=1
+		{"av1", []byte{0x18, 0x0a, 0x0b}, true},                       // N=1, sequence header first
+		{"av1", []byte{0x10, 0x32, 0x10}, false},                      // N=0: not a new sequence
+		{"av1", []byte{0x88, 0x00}, false},                            // Z=1: continues an OBU
 	} {
 		if got := isKeyframeStart(tc.codec, &rtp.Packet{Payload: tc.payload}); got != tc.want {
 			t.Errorf("%s %x: %v, want %v", tc.codec, tc.payload, got, tc.want)

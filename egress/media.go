@@ -91,18 +91,21 @@ func (o VideoOptions) validate() error {
 type videoCodec struct {
 	name     string // what Stats report: "h264", "vp8"
 	encoding string // RTP caps encoding-name
-	depay    string // RTP → elementary stream, access-unit aligned
-	decode   string // elementary stream → raw video
+	// elementary, if set, is the caps of what the reader pushes instead of
+	// RTP: the codec is depacketized in Go because GStreamer 1.22 has no
+	// depayloader for it (AV1, see av1Assembler).
+	elementary string
+	depay      string // RTP (or elementary) → elementary stream, access-unit aligned
+	decode     string // elementary stream → raw video
 }
 
 // videoCodecs maps WebRTC MIME types (lower case) to their elements.
-// AV1 needs rtpav1depay, which GStreamer 1.22 ships only in
-// gst-plugins-rs; where it is missing New says so.
 var videoCodecs = map[string]videoCodec{
-	strings.ToLower(webrtc.MimeTypeH264): {"h264", "H264", "rtph264depay ! h264parse", "avdec_h264"},
-	strings.ToLower(webrtc.MimeTypeVP8):  {"vp8", "VP8", "rtpvp8depay", "vp8dec"},
-	strings.ToLower(webrtc.MimeTypeVP9):  {"vp9", "VP9", "rtpvp9depay", "vp9dec"},
-	strings.ToLower(webrtc.MimeTypeAV1):  {"av1", "AV1", "rtpav1depay ! av1parse", "av1dec"},
+	strings.ToLower(webrtc.MimeTypeH264): {name: "h264", encoding: "H264", depay: "rtph264depay ! h264parse", decode: "avdec_h264"},
+	strings.ToLower(webrtc.MimeTypeVP8):  {name: "vp8", encoding: "VP8", depay: "rtpvp8depay", decode: "vp8dec"},
+	strings.ToLower(webrtc.MimeTypeVP9):  {name: "vp9", encoding: "VP9", depay: "rtpvp9depay", decode: "vp9dec"},
+	// av1dec is libaom's decoder (gst-plugins-bad); dav1d's is not in 1.22.
+	strings.ToLower(webrtc.MimeTypeAV1): {name: "av1", encoding: "AV1", elementary: av1Caps, depay: "av1parse", decode: "av1dec"},
 }
 
 // missingElements names the elements of a description fragment that this

@@ -100,7 +100,7 @@ func spanAtLeast(kind rtmptest.Kind, ms uint32) func(*rtmptest.Snapshot) bool {
 	}
 }
 
-// TestTranscode: a 640x480 VP8 or VP9 track leaves as H.264 at the
+// TestTranscode: a 640x480 VP8, VP9 or AV1 track leaves as H.264 at the
 // requested fixed size (scaled and padded), at the requested constant
 // bitrate, with keyframes on the interval the stream asked x264 for, and
 // the stats say what happened and why.
@@ -108,7 +108,7 @@ func TestTranscode(t *testing.T) {
 	for _, tc := range []struct {
 		codec string
 		track func(time.Time, int, int, int) (*gstTrack, error)
-	}{{"vp8", vp8Track}, {"vp9", vp9Track}} {
+	}{{"vp8", vp8Track}, {"vp9", vp9Track}, {"av1", av1Track}} {
 		t.Run(tc.codec, func(t *testing.T) { testTranscode(t, tc.codec, tc.track) })
 	}
 }
@@ -248,22 +248,19 @@ func mediaSpanMS(fs []rtmptest.Message) uint32 {
 func TestMuteKeepsTimeline(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
+		track     func(time.Time, int, int, int) (*gstTrack, error)
 		transcode bool
 		muteAudio bool
 	}{
-		{"audio passthrough", false, true},
-		{"video passthrough", false, false},
-		{"video transcode", true, false},
+		{"audio passthrough", h264Track, false, true},
+		{"video passthrough", h264Track, false, false},
+		{"video transcode", vp8Track, true, false},
+		// AV1 resumes only at a keyframe, which the encoder makes when asked.
+		{"video transcode av1", av1Track, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			var v Track
-			var err error
-			if tc.transcode {
-				v, err = vp8Track(start, 320, 240, 30)
-			} else {
-				v, err = h264Track(start, 320, 240, 30)
-			}
+			v, err := tc.track(start, 320, 240, 30)
 			if err != nil {
 				t.Fatal(err)
 			}

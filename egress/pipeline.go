@@ -77,11 +77,15 @@ func (s *Stream) description() string {
 			rate += fmt.Sprintf(" max-rate=%d", v.Framerate)
 			rateCaps = ""
 		}
+		caps := fmt.Sprintf("application/x-rtp,media=video,encoding-name=%s,clock-rate=%d,payload=%d", vc.encoding, c.ClockRate, c.PayloadType)
+		if vc.elementary != "" {
+			caps = vc.elementary // depacketized in Go (AV1)
+		}
 		d = append(d, fmt.Sprintf(
-			"appsrc name=%s %s caps=\"application/x-rtp,media=video,encoding-name=%s,clock-rate=%d,payload=%d\""+
+			"appsrc name=%s %s caps=\"%s\""+
 				" ! %s ! %s name=%s ! %s ! videoscale add-borders=true ! videoconvert"+
 				" ! video/x-raw,format=I420,width=%d,height=%d,pixel-aspect-ratio=1/1%s ! %s"+muxQueue+"%s.video",
-			videoSrcName, appsrcProps, vc.encoding, c.ClockRate, c.PayloadType,
+			videoSrcName, appsrcProps, caps,
 			vc.depay, vc.decode, videoInName, rate, v.Width, v.Height, rateCaps, s.encoder(), muxName))
 	case v.Slate:
 		// Black frames for a destination that wants video when the
@@ -237,19 +241,38 @@ func (s *Stream) read(t Track, src *app.Source) {
 	if c.Kind == Video {
 		delay = audioPathDelay
 	}
+	// The appsrc takes RTP packets, or for AV1 whole temporal units:
+	// payload returns what to push for pkt, nil for nothing (yet).
+	var tus *av1Assembler
+	if c.Kind == Video && s.videoCodec.elementary != "" {
+		tus = newAV1Assembler()
+	}
 	var wire []byte
-	push := func(pkt *rtp.Packet, pts time.Duration) bool {
-		pts += delay
+	payload := func(pkt *rtp.Packet, pts time.Duration) ([]byte, time.Duration) {
+		if tus != nil {
+			tu, at, keyframeWanted := tus.add(pkt, pts)
+			if keyframeWanted {
+				s.requestKeyframeSoon()
+			}
+			return tu, at
+		}
 		n := pkt.MarshalSize()
 		if cap(wire) < n {
 			wire = make([]byte, n)
 		}
 		n, err := pkt.MarshalTo(wire[:n])
 		if err != nil {
+			return nil, 0
+		}
+		return wire[:n], pts
+	}
+	push := func(pkt *rtp.Packet, pts time.Duration) bool {
+		data, pts := payload(pkt, pts)
+		if data == nil {
 			return true
 		}
-		buf := gst.NewBufferFromBytes(wire[:n])
-		buf.SetPresentationTimestamp(gst.ClockTime(pts))
+		buf := gst.NewBufferFromBytes(data)
+		buf.SetPresentationTimestamp(gst.ClockTime(pts + delay))
 		ret := src.PushBuffer(buf)
 		release(buf)
 		return ret == gst.FlowOK
@@ -262,6 +285,9 @@ func (s *Stream) read(t Track, src *app.Source) {
 		case tp, ok := <-packets:
 			if !ok {
 				return
+			}
+			if tus != nil {
+				tus.arrived(tp.pkt)
 			}
 			out, keyframeWanted := f.real(tp.pkt, tp.pts, time.Now())
 			if keyframeWanted {

@@ -31,6 +31,7 @@ var (
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
 	}
 	vp8Codec  = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	av1Codec  = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeAV1, ClockRate: 90000}
 	opusCodec = webrtc.RTPCodecCapability{
 		MimeType:    webrtc.MimeTypeOpus,
 		ClockRate:   48000,
@@ -179,8 +180,11 @@ func waitBound(ctx context.Context, bound []chan struct{}) error {
 func (p *Publisher) newVideoTracks() ([]*lksdk.LocalTrack, []chan struct{}, error) {
 	o := p.src.opts
 	codec := h264Codec
-	if o.Codec == "vp8" {
+	switch o.Codec {
+	case "vp8":
 		codec = vp8Codec
+	case "av1":
+		codec = av1Codec
 	}
 	var tracks []*lksdk.LocalTrack
 	var bound []chan struct{}

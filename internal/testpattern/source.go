@@ -1,6 +1,7 @@
 // Package testpattern publishes a live test pattern into a LiveKit room as
-// a real participant would: camera video (H.264 from x264enc, or VP8 from
-// vp8enc, optionally as three simulcast layers) and Opus microphone audio,
+// a real participant would: camera video (H.264 from x264enc, VP8 from
+// vp8enc or AV1 from av1enc, optionally as three simulcast layers) and Opus
+// microphone audio,
 // written through server-sdk-go; either track can be left out, muted and
 // unmuted. One Source (the encoder) can feed many Publishers (room
 // connections), so a benchmark can load N rooms for the price of one
@@ -28,6 +29,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/roomcast/roomcast/internal/avc"
+	"github.com/roomcast/roomcast/internal/forcekey"
 )
 
 // SourceOptions configure the encoder. Zero fields take the defaults.
@@ -35,7 +37,8 @@ type SourceOptions struct {
 	Width, Height int // default 1280x720
 	FPS           int // default 30
 	BitrateKbps   int // video bitrate, default 2500
-	// Codec is "h264" (the default, constrained baseline) or "vp8".
+	// Codec is "h264" (the default, constrained baseline), "vp8" or
+	// "av1".
 	Codec string
 	// Simulcast encodes three layers (full, half and quarter size), as
 	// Chrome does, published as one simulcast track.
@@ -105,7 +108,9 @@ var layers = []int{1, 2, 4}
 // it x264enc negotiates Y444 (High 4:4:4), which browsers reject.
 // scenecut=0 keeps x264 from inserting keyframes of its own accord; aud=false
 // drops the access unit delimiters WebRTC has no use for. vp8enc with
-// deadline=1 is realtime mode, as browsers run it.
+// deadline=1 is realtime mode, as browsers run it; so is av1enc's
+// usage-profile=realtime, with cpu-used=10 (its fastest) so that AV1 stays
+// cheap on a small machine.
 //
 // Each layer's capsfilter "sizeN" can be changed while running
 // (SetResolution); its encoder then starts a new stream at the new size,
@@ -142,17 +147,9 @@ func pipelineDesc(o SourceOptions) string {
 		}
 		for i := range n {
 			w, h := o.Width/layers[i]&^1, o.Height/layers[i]&^1
-			kbps := o.BitrateKbps / (layers[i] * layers[i])
-			var enc string
-			switch o.Codec {
-			case "vp8":
-				enc = fmt.Sprintf("vp8enc name=encoder%d deadline=1 cpu-used=8 threads=2 keyframe-max-dist=%d target-bitrate=%d end-usage=cbr", i, keyIntMax, kbps*1000)
-			default:
-				enc = fmt.Sprintf("x264enc name=encoder%d tune=zerolatency speed-preset=ultrafast bitrate=%d key-int-max=%d aud=false option-string=scenecut=0"+
-					" ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au", i, kbps, keyIntMax)
-			}
-			d = append(d, fmt.Sprintf("layers. ! queue max-size-buffers=2 ! videoscale ! capsfilter name=size%d caps=video/x-raw,width=%d,height=%d ! %s ! appsink name=video%d sync=%s max-buffers=30",
-				i, w, h, enc, i, sync))
+			enc, caps := encoderDesc(o, i)
+			d = append(d, fmt.Sprintf("layers. ! queue max-size-buffers=2 ! videoscale ! capsfilter name=size%d caps=video/x-raw,width=%d,height=%d ! %s%s ! appsink name=video%d sync=%s max-buffers=30",
+				i, w, h, enc, caps, i, sync))
 		}
 	}
 	if !o.NoAudio {
@@ -166,6 +163,26 @@ func pipelineDesc(o SourceOptions) string {
 	return strings.Join(d, "  ")
 }
 
+// encoderDesc is layer i's encoder, as one element so that forcekey can
+// make it again, and the caps after it.
+func encoderDesc(o SourceOptions, i int) (enc, caps string) {
+	kbps := o.BitrateKbps / (layers[i] * layers[i])
+	switch o.Codec {
+	case "vp8":
+		return fmt.Sprintf("vp8enc name=encoder%d deadline=1 cpu-used=8 threads=2 keyframe-max-dist=%d target-bitrate=%d end-usage=cbr", i, keyIntMax, kbps*1000), ""
+	case "av1":
+		// keyframe-mode=disabled: libaom makes the first frame a
+		// keyframe and no more; forcekey makes the others. max-quantizer:
+		// av1enc's default of 0 fails libaom's CBR rate control.
+		return fmt.Sprintf("av1enc name=encoder%d usage-profile=realtime cpu-used=10 threads=2 lag-in-frames=0 keyframe-mode=disabled"+
+				" end-usage=cbr target-bitrate=%d min-quantizer=4 max-quantizer=56", i, kbps),
+			" ! video/x-av1,stream-format=obu-stream,alignment=tu"
+	default:
+		return fmt.Sprintf("x264enc name=encoder%d tune=zerolatency speed-preset=ultrafast bitrate=%d key-int-max=%d aud=false option-string=scenecut=0", i, kbps, keyIntMax),
+			" ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au"
+	}
+}
+
 var gstInitOnce sync.Once
 
 func initGStreamer() { gstInitOnce.Do(func() { gst.Init(nil) }) }
@@ -176,10 +193,10 @@ type Source struct {
 	opts     SourceOptions
 	log      *slog.Logger
 	pipeline *gst.Pipeline
-	encoders []*gst.Element // one per layer, highest first
-	videos   []*app.Sink    // one per layer; none with NoVideo
-	audio    *app.Sink      // nil with NoAudio
-	sizes    []*gst.Element // capsfilters setting each layer's size
+	encoders []*forcekey.Encoder // one per layer, highest first
+	videos   []*app.Sink         // one per layer; none with NoVideo
+	audio    *app.Sink           // nil with NoAudio
+	sizes    []*gst.Element      // capsfilters setting each layer's size
 
 	mu         sync.Mutex
 	publishers []*Publisher // replaced, never modified in place
@@ -234,7 +251,8 @@ func NewSource(opts SourceOptions) (*Source, error) {
 		if err != nil {
 			return nil, fmt.Errorf("testpattern: %w", err)
 		}
-		s.encoders = append(s.encoders, enc)
+		desc, _ := encoderDesc(opts, i)
+		s.encoders = append(s.encoders, forcekey.New(pipeline.Bin, enc, desc))
 		s.videos = append(s.videos, app.SinkFromElement(video))
 		s.sizes = append(s.sizes, size)
 	}
@@ -333,9 +351,12 @@ func (s *Source) videoLoop(layer int) {
 		}
 		var nalus [][]byte
 		var key bool
-		if s.opts.Codec == "vp8" {
+		switch s.opts.Codec {
+		case "vp8":
 			key = len(data) > 0 && data[0]&1 == 0 // RFC 6386: P bit clear
-		} else {
+		case "av1":
+			key = hasSequenceHeader(data)
+		default:
 			nalus = avc.SplitAnnexB(data)
 			key = avc.IsKeyframe(nalus)
 		}
@@ -473,18 +494,34 @@ func (s *Source) RequestKeyframe() {
 	s.kfSentAt = time.Now()
 	s.mu.Unlock()
 
-	// The upstream GstForceKeyUnit event that
-	// gst_video_event_new_upstream_force_key_unit builds: running-time NONE
-	// means "the next frame"; all-headers repeats SPS/PPS with it.
 	for _, enc := range s.encoders {
-		st := gst.NewStructureFromString("GstForceKeyUnit, running-time=(guint64)18446744073709551615, all-headers=(boolean)true, count=(uint)0")
-		ev := gst.NewCustomEvent(gst.EventTypeCustomUpstream, st)
-		if !enc.SendEvent(ev) {
-			s.log.Debug("test pattern: encoder refused force-key-unit event")
+		if err := enc.Request(); err != nil {
+			s.log.Debug("test pattern: keyframe request", "error", err)
 		}
-		runtime.SetFinalizer(ev, nil)
-		ev.Unref()
 	}
+}
+
+// hasSequenceHeader reports whether an AV1 temporal unit (OBUs with size
+// fields, as av1enc writes them) holds a sequence header, which libaom
+// writes with every keyframe: the AV1 payloader then sets the N bit that
+// receivers know a keyframe by.
+func hasSequenceHeader(tu []byte) bool {
+	for len(tu) > 1 {
+		typ, ext := tu[0]>>3&0x0f, int(tu[0]>>2&1)
+		if typ == 1 {
+			return true
+		}
+		size, n := 0, 0
+		for k := 1 + ext; k < len(tu) && n < 8; k++ {
+			size |= int(tu[k]&0x7f) << (7 * n)
+			n++
+			if tu[k]&0x80 == 0 {
+				break
+			}
+		}
+		tu = tu[min(len(tu), 1+ext+n+size):]
+	}
+	return false
 }
 
 // SetResolution changes the full video size while running, as a browser's
