@@ -286,6 +286,14 @@ func (s *Stream) read(t Track, src *app.Source) {
 			if !ok {
 				return
 			}
+			if tp.pts+delay < 0 {
+				// Before the stream's start: a track's clock may begin
+				// a little before the first track's (the synchronizer
+				// starts each from its own first packets), and a
+				// negative time would reach GStreamer as a huge one,
+				// which stalls the muxer.
+				continue
+			}
 			if tus != nil {
 				tus.arrived(tp.pkt)
 			}

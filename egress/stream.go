@@ -262,11 +262,7 @@ func (s *Stream) Run(ctx context.Context) error {
 	s.watchVideo(main)
 
 	var keyframeCheck <-chan time.Time
-	if s.video != nil && s.stats.Transcoding {
-		// x264 makes its own keyframes; the decoder needs one to start.
-		s.video.RequestKeyframe()
-	}
-	if s.video != nil && !s.stats.Transcoding {
+	if s.video != nil {
 		tick := time.NewTicker(keyframeCheckPeriod)
 		defer tick.Stop()
 		keyframeCheck = tick.C
@@ -306,7 +302,11 @@ func (s *Stream) Run(ctx context.Context) error {
 // passthrough asks whenever the last keyframe out of the muxer is about to
 // be KeyframeInterval old. Following the keyframes actually seen, not a
 // fixed ticker, keeps the gaps right when the SFU or a new subscriber
-// also asks.
+// also asks. A transcode's x264 makes its own keyframes, but its decoder
+// needs one to start: until the first video leaves the muxer, both ask
+// every keyframeRetry, since a first request can go unanswered (the
+// encoder coalesced it with an earlier one) or its keyframe be dropped
+// (the synchronizer's start gate, a lost packet).
 const (
 	keyframeCheckPeriod = 100 * time.Millisecond
 	// keyframeLead is how early to ask: a PLI's trip through the SFU to
@@ -320,10 +320,11 @@ const (
 // requestKeyframeIfDue runs on Run's goroutine, which owns lastRequest.
 func (s *Stream) requestKeyframeIfDue() {
 	s.mu.Lock()
-	last := s.stats.LastKeyframe
+	last, transcoding := s.stats.LastKeyframe, s.stats.Transcoding
 	s.mu.Unlock()
 	now := time.Now()
-	if now.Sub(s.lastRequest) < keyframeRetry || (!last.IsZero() && now.Sub(last) < s.opts.KeyframeInterval-keyframeLead) {
+	due := last.IsZero() || (!transcoding && now.Sub(last) >= s.opts.KeyframeInterval-keyframeLead)
+	if !due || now.Sub(s.lastRequest) < keyframeRetry {
 		return
 	}
 	s.lastRequest = now
