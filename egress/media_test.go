@@ -235,6 +235,32 @@ func TestMissingTrackStandIns(t *testing.T) {
 	}
 }
 
+// TestTrackStartingBeforeZero: a room's synchronizer may give a track's
+// first packets times before the stream's zero (each track's clock starts
+// from its own first packets). Those are dropped, and the stream goes on;
+// pushed, they reached the muxer as huge times and stalled it.
+func TestTrackStartingBeforeZero(t *testing.T) {
+	start := time.Now()
+	video, err := h264Track(start.Add(500*time.Millisecond), 320, 240, 30) // its first half second is negative
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, err := opusTrack(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, sess, stop := runStream(t, ctx, Options{}, video, audio)
+	if _, err := sess.Wait(ctx, spanAtLeast(rtmptest.KindVideo, 2000)); err != nil {
+		t.Fatalf("stream stalled: %v", err)
+	}
+	snap := stop()
+	if gap, at := maxGap(frames(snap.Messages, rtmptest.KindAudio)); gap > 100 {
+		t.Errorf("audio gap %d ms at %d ms", gap, at)
+	}
+}
+
 func mediaSpanMS(fs []rtmptest.Message) uint32 {
 	if len(fs) < 2 {
 		return 0
