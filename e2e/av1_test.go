@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,36 +74,6 @@ func TestAV1TranscodedToH264(t *testing.T) {
 	}
 	if n := probe.Keyframes(); n < 4 {
 		t.Errorf("%d keyframes in 8 s, want ≥ 4", n)
-	}
-}
-
-// TestPassthroughRefusesAV1: mode passthrough on an AV1 track fails with
-// unsupported_codec before any destination is connected.
-func TestPassthroughRefusesAV1(t *testing.T) {
-	lk := startLiveKit(t)
-	publish(t, lk, "studio", "alice", testpattern.SourceOptions{Codec: "av1", Width: 320, Height: 240, BitrateKbps: 300})
-	rc := startRoomcast(t, lk, nil)
-	recv := newReceiver(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	in, err := rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: "alice",
-		Outputs: []bridge.OutputRequest{{URL: recv.URL("live", "k")}},
-		Video:   &bridge.VideoRequest{Mode: "passthrough"}}, true)
-	var apiErr *bridge.Error
-	if errors.As(err, &apiErr) {
-		in.Error = apiErr
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	if in.ID != "" && in.State != bridge.StateFailed {
-		in, _ = rc.svc.Manager.Wait(ctx, in.ID, func(i bridge.Info) bool { return i.State.Final() })
-	}
-	if in.Error == nil || in.Error.Code != bridge.CodeUnsupportedCodec ||
-		!strings.Contains(in.Error.Message, "passthrough needs an H.264 track") || !strings.Contains(in.Error.Message, "video/AV1") {
-		t.Errorf("broadcast = %s %+v, want unsupported_codec naming passthrough and AV1", in.State, in.Error)
-	}
-	if n := len(recv.Sessions()); n != 0 {
-		t.Errorf("the destination saw %d RTMP sessions, want none", n)
 	}
 }
 

@@ -171,33 +171,38 @@ func TestVP8TranscodedToH264(t *testing.T) {
 	}
 }
 
-// TestPassthroughRefusesVP8: mode passthrough on a VP8 track fails with a
-// clear error before any destination is connected.
-func TestPassthroughRefusesVP8(t *testing.T) {
+// TestPassthroughRefuses: mode passthrough on a VP8 or AV1 track fails
+// with a clear error before any destination is connected.
+func TestPassthroughRefuses(t *testing.T) {
 	lk := startLiveKit(t)
-	publish(t, lk, "studio", "alice", testpattern.SourceOptions{Codec: "vp8", Width: 320, Height: 240, BitrateKbps: 300})
 	rc := startRoomcast(t, lk, nil)
-	recv := newReceiver(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	in, err := rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: "alice",
-		Outputs: []bridge.OutputRequest{{URL: recv.URL("live", "k")}},
-		Video:   &bridge.VideoRequest{Mode: "passthrough"}}, true)
-	var apiErr *bridge.Error
-	if errors.As(err, &apiErr) {
-		in.Error = apiErr
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	if in.ID != "" && in.State != bridge.StateFailed {
-		in, _ = rc.svc.Manager.Wait(ctx, in.ID, func(i bridge.Info) bool { return i.State.Final() })
-	}
-	if in.Error == nil || in.Error.Code != bridge.CodeUnsupportedCodec ||
-		!strings.Contains(in.Error.Message, "passthrough needs an H.264 track") || !strings.Contains(in.Error.Message, "video/VP8") {
-		t.Errorf("broadcast = %s %+v, want unsupported_codec naming passthrough and VP8", in.State, in.Error)
-	}
-	if n := len(recv.Sessions()); n != 0 {
-		t.Errorf("the destination saw %d RTMP sessions, want none", n)
+	for _, tc := range []struct{ codec, mime string }{{"vp8", "video/VP8"}, {"av1", "video/AV1"}} {
+		t.Run(tc.codec, func(t *testing.T) {
+			identity := tc.codec + "-host"
+			publish(t, lk, "studio", identity, testpattern.SourceOptions{Codec: tc.codec, Width: 320, Height: 240, BitrateKbps: 300})
+			recv := newReceiver(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			in, err := rc.Start(ctx, bridge.StartRequest{Room: "studio", Identity: identity,
+				Outputs: []bridge.OutputRequest{{URL: recv.URL("live", "k")}},
+				Video:   &bridge.VideoRequest{Mode: "passthrough"}}, true)
+			var apiErr *bridge.Error
+			if errors.As(err, &apiErr) {
+				in.Error = apiErr
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if in.ID != "" && in.State != bridge.StateFailed {
+				in, _ = rc.svc.Manager.Wait(ctx, in.ID, func(i bridge.Info) bool { return i.State.Final() })
+			}
+			if in.Error == nil || in.Error.Code != bridge.CodeUnsupportedCodec ||
+				!strings.Contains(in.Error.Message, "passthrough needs an H.264 track") || !strings.Contains(in.Error.Message, tc.mime) {
+				t.Errorf("broadcast = %s %+v, want unsupported_codec naming passthrough and %s", in.State, in.Error, tc.mime)
+			}
+			if n := len(recv.Sessions()); n != 0 {
+				t.Errorf("the destination saw %d RTMP sessions, want none", n)
+			}
+		})
 	}
 }
 
@@ -495,9 +500,29 @@ func TestCameraSwitch(t *testing.T) {
 	if gap > 1200*time.Millisecond {
 		t.Errorf("video gap %v at %d ms, want ≤ 1.2 s", gap, at)
 	}
+	matched, total := countSent(t, snap.Video(), pub)
+	if matched != total || total < 180 {
+		t.Errorf("%d of %d frames are the publisher's, want all and ≥ 180", matched, total)
+	}
+	// The SFU's 2x2 flush frames must not reach the destination as a
+	// change of size: the one encoder's parameter sets throughout.
+	if n := avcHeaders(snap); n != 1 {
+		t.Errorf("%d AVC sequence headers, want 1", n)
+	}
+}
+
+// frameSource is a test-pattern source, or a publisher of one: it knows
+// every access unit it sent.
+type frameSource interface {
+	FrameSentAt(hash [32]byte) (time.Time, bool)
+}
+
+// countSent fails the test if the video timestamps ever go back, and
+// counts the coded frames that are byte for byte what src sent.
+func countSent(t *testing.T, video []rtmptest.Message, src frameSource) (matched, total int) {
+	t.Helper()
 	var last uint32
-	matched, total := 0, 0
-	for _, m := range mediaFrames(snap.Video()) {
+	for _, m := range mediaFrames(video) {
 		if m.Timestamp < last {
 			t.Fatalf("video timestamp goes back from %d to %d ms", last, m.Timestamp)
 		}
@@ -507,22 +532,15 @@ func TestCameraSwitch(t *testing.T) {
 			t.Fatal(err)
 		}
 		total++
-		if _, ok := pub.FrameSentAt(avc.VCLHash(nalus)); ok {
+		if _, ok := src.FrameSentAt(avc.VCLHash(nalus)); ok {
 			matched++
-		} else {
-			var types []uint8
-			for _, n := range nalus {
-				types = append(types, avc.NALType(n))
-			}
-			t.Logf("unmatched frame at %d ms: %d bytes, NAL types %v", m.Timestamp, len(m.Payload), types)
+			continue
 		}
+		var types []uint8
+		for _, n := range nalus {
+			types = append(types, avc.NALType(n))
+		}
+		t.Logf("unmatched frame at %d ms: %d bytes, NAL types %v", m.Timestamp, len(m.Payload), types)
 	}
-	if matched != total || total < 180 {
-		t.Errorf("%d of %d frames are the publisher's, want all and ≥ 180", matched, total)
-	}
-	// The SFU's 2x2 flush frames must not reach the destination as a
-	// change of size: the one encoder's parameter sets throughout.
-	if n := avcHeaders(snap); n != 1 {
-		t.Errorf("%d AVC sequence headers, want 1", n)
-	}
+	return matched, total
 }

@@ -405,22 +405,7 @@ func TestCodecSwitch(t *testing.T) {
 	if gap, at := maxFrameGap(snap.Video()); gap > 1200*time.Millisecond {
 		t.Errorf("video gap %v at %d ms (switched at %d ms), want ≤ 1.2 s", gap, at, switchTS)
 	}
-	var last uint32
-	matched, total := 0, 0
-	for _, m := range mediaFrames(snap.Video()) {
-		if m.Timestamp < last {
-			t.Fatalf("video timestamp goes back from %d to %d ms", last, m.Timestamp)
-		}
-		last = m.Timestamp
-		nalus, err := avc.SplitAVCC(m.Payload[5:], 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total++
-		if _, ok := pub.FrameSentAt(avc.VCLHash(nalus)); ok {
-			matched++
-		}
-	}
+	matched, total := countSent(t, snap.Video(), pub)
 	if matched != total {
 		t.Errorf("%d of %d frames are the H.264 camera's, want all (the last picture repeated while VP8 came)", matched, total)
 	}
