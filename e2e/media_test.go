@@ -302,17 +302,7 @@ func TestMuteUnmute(t *testing.T) {
 			}
 		}
 	}
-	matched, total := 0, 0
-	for _, m := range mediaFrames(snap.Video()) {
-		nalus, err := avc.SplitAVCC(m.Payload[5:], 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total++
-		if _, ok := pub.FrameSentAt(avc.VCLHash(nalus)); ok {
-			matched++
-		}
-	}
+	matched, total := countSent(t, snap.Video(), pub)
 	if matched != total || total < 250 {
 		t.Errorf("%d of %d frames are the publisher's (repeats are its keyframes too); want all, at least 250 (9 s at 30 fps, 5 s at 2 fps)", matched, total)
 	}
@@ -357,17 +347,7 @@ func TestResolutionChangePassthrough(t *testing.T) {
 	if headers := avcHeaders(snap); headers != 2 {
 		t.Errorf("%d AVC sequence headers, want 2: the first and a new one after the size change", headers)
 	}
-	matched, total := 0, 0
-	for _, m := range mediaFrames(snap.Video()) {
-		nalus, err := avc.SplitAVCC(m.Payload[5:], 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total++
-		if _, ok := pub.FrameSentAt(avc.VCLHash(nalus)); ok {
-			matched++
-		}
-	}
+	matched, total := countSent(t, snap.Video(), pub)
 	if matched != total || total < 150 {
 		t.Errorf("%d of %d frames byte-identical to the publisher's, want all (≥ 150)", matched, total)
 	}
