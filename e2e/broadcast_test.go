@@ -12,7 +12,6 @@ import (
 
 	"github.com/roomcast/roomcast/bridge"
 	"github.com/roomcast/roomcast/egress"
-	"github.com/roomcast/roomcast/internal/avc"
 	"github.com/roomcast/roomcast/internal/nginxrtmp"
 	"github.com/roomcast/roomcast/internal/rtmptest"
 	"github.com/roomcast/roomcast/internal/testpattern"
@@ -90,11 +89,7 @@ func TestBroadcastH264Opus(t *testing.T) {
 				continue
 			}
 			total++
-			nalus, err := avc.SplitAVCC(m.Payload[5:], 4)
-			if err != nil {
-				t.Fatalf("video message at %d ms: %v", m.Timestamp, err)
-			}
-			if _, ok := pub.FrameSentAt(avc.VCLHash(nalus)); ok {
+			if sentBy(t, m, pub) {
 				matched++
 			}
 		}

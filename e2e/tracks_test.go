@@ -201,11 +201,7 @@ func TestMutedFromStart(t *testing.T) {
 			// Passthrough: after the stand-ins, the publisher's own frames.
 			mine := 0
 			for _, m := range v {
-				nalus, err := avc.SplitAVCC(m.Payload[5:], 4)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_, ok := pub.FrameSentAt(avc.VCLHash(nalus))
+				ok := sentBy(t, m, pub)
 				if ok {
 					mine++
 				}
@@ -268,15 +264,11 @@ func TestTrackByName(t *testing.T) {
 		}
 		sides, fronts, total := 0, 0, 0
 		for _, m := range mediaFrames(snap.Video()) {
-			nalus, err := avc.SplitAVCC(m.Payload[5:], 4)
-			if err != nil {
-				t.Fatal(err)
-			}
 			total++
-			if _, ok := sideSrc.FrameSentAt(avc.VCLHash(nalus)); ok {
+			if sentBy(t, m, sideSrc) {
 				sides++
 			}
-			if _, ok := front.FrameSentAt(avc.VCLHash(nalus)); ok {
+			if sentBy(t, m, front) {
 				fronts++
 			}
 		}
